@@ -1,0 +1,150 @@
+"""When things happen: alpha refreshes, the penalty gradient, the hard-prune transition, and
+masks kept exactly zero during retraining. What happens lives in `blockprune_pl.pruning`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+
+from blockprune_pl.pruning import BlockPruner, PruneSpec
+from blockprune_pl.pruning.masks import cubic_density
+
+SCHEDULES = ("one_shot", "cubic")
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """Lengths in optimizer steps: dense fine-tune, penalty, masked retrain."""
+
+    finetune: int
+    penalty: int
+    retrain: int
+
+    @property
+    def prune_at(self) -> int:
+        return self.finetune + self.penalty
+
+    @property
+    def total(self) -> int:
+        return self.prune_at + self.retrain
+
+    def phase(self, step: int) -> str:
+        """The phase optimizer step `step` (0-based) belongs to."""
+        if step < self.finetune:
+            return "finetune"
+        return "penalty" if step < self.prune_at else "retrain"
+
+
+class PruningCallback(L.Callback):
+    def __init__(self, spec: PruneSpec, plan: PhasePlan, reweight_every: int = 50,
+                 schedule: str = "one_shot", prune_every: int = 20):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"prune.schedule={schedule!r} is not allowed; choose one of {SCHEDULES}")
+        if reweight_every < 0 or prune_every < 1:
+            raise ValueError(
+                f"prune.reweight_every={reweight_every} must be >= 0 and "
+                f"prune.prune_every={prune_every} >= 1"
+            )
+        if min(plan.finetune, plan.penalty, plan.retrain) < 0:
+            raise ValueError(f"phase lengths must be >= 0, got {plan}")
+        self.spec, self.plan = spec, plan
+        self.reweight_every, self.schedule, self.prune_every = reweight_every, schedule, prune_every
+        self.pruner: BlockPruner | None = None
+        self.last_refresh: int | None = None  # step of the last alpha refresh
+        self.last_prune: int | None = None
+        self.last_penalty = 0.0
+        self._pending: dict | None = None
+        self._handled_step = -1
+
+    @property
+    def final_density(self) -> float:
+        return self.spec.density
+
+    @property
+    def is_final(self) -> bool:
+        return self.pruner is not None and self.pruner.density <= self.final_density
+
+    def setup(self, trainer, pl_module, stage):
+        if self.pruner is None:
+            self.pruner = BlockPruner(self.spec).prepare(pl_module.model)
+        if self._pending is not None:
+            self._load(self._pending)
+
+    def on_train_start(self, trainer, pl_module):
+        self._advance(trainer, pl_module)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        step = trainer.global_step
+        if self.plan.phase(step) == "penalty" and self.spec.penalty:
+            if self.spec.penalty_mode == "grad":
+                self.last_penalty = self.pruner.add_penalty_grad()
+            else:
+                self.last_penalty = float(self.pruner.penalty().detach())
+        if self.pruner.is_pruned:
+            self.pruner.mask_grads()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        step = trainer.global_step
+        if step == self._handled_step:  # gradient accumulation: act once per optimizer step
+            return
+        self._handled_step = step
+        if self.plan.phase(step - 1) == "penalty" and self.spec.penalty:
+            if self.spec.penalty_mode == "proximal":
+                lr = trainer.optimizers[0].param_groups[0]["lr"]
+                self.pruner.proximal_step(lr * self.spec.lam)
+        self._advance(trainer, pl_module)
+
+    def _advance(self, trainer, pl_module) -> None:
+        """Bring the pruning state to what step `trainer.global_step` calls for (idempotent)."""
+        step, plan, pruner = trainer.global_step, self.plan, self.pruner
+        in_penalty = plan.finetune <= step < plan.prune_at
+        if in_penalty and self.spec.penalty:
+            due = self.last_refresh is None or (
+                self.reweight_every and step - self.last_refresh >= self.reweight_every
+            )
+            if due:
+                pruner.refresh_alpha()
+                self.last_refresh = step
+        if in_penalty and self.schedule == "cubic" and step > plan.finetune:
+            if (step - plan.finetune) % self.prune_every == 0 and self.last_prune != step:
+                density = cubic_density(step, plan.finetune, plan.prune_at, self.final_density)
+                self._prune(trainer, density, step)
+        if step >= plan.prune_at and not self.is_final:
+            self._prune(trainer, self.final_density, step)
+        if pruner.is_pruned:
+            pruner.apply_masks()
+        pl_module.selectable = self.is_final
+
+    def _prune(self, trainer, density: float, step: int) -> None:
+        self.pruner.prune(density)
+        for optimizer in trainer.optimizers:
+            self.pruner.mask_optimizer_state(optimizer)
+        self.last_prune = step
+
+    def state_dict(self) -> dict:
+        return {
+            "pruner": self.pruner.state_dict() if self.pruner else None,
+            "last_refresh": self.last_refresh,
+            "last_prune": self.last_prune,
+            "plan": [self.plan.finetune, self.plan.penalty, self.plan.retrain],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.pruner is None:
+            self._pending = state
+        else:
+            self._load(state)
+
+    def _load(self, state: dict) -> None:
+        plan = [self.plan.finetune, self.plan.penalty, self.plan.retrain]
+        if state["plan"] != plan:
+            raise ValueError(
+                f"checkpoint phase lengths (finetune, penalty, retrain) = {state['plan']} differ "
+                f"from this run's {plan} in optimizer steps; resume with the same prune.phases, "
+                "task.train_limit and optim.batch_size"
+            )
+        if state["pruner"] is not None:
+            self.pruner.load_state_dict(state["pruner"])
+        self.last_refresh, self.last_prune = state["last_refresh"], state["last_prune"]
+        self._pending = None

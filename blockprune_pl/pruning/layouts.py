@@ -1,0 +1,96 @@
+"""Which module of an encoder family plays which role: q, k, v, attn_out, ffn_in, ffn_out."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Per role, a regex on the dotted module name whose first group is the layer index."""
+
+    family: str
+    patterns: dict[str, str]
+
+
+@dataclass
+class PrunableLinear:
+    name: str  # dotted module name; its weight is `{name}.weight`
+    layer: int
+    role: str
+    module: nn.Linear
+
+
+_LAYOUTS: dict[str, Layout] = {}
+
+
+def register_layout(family: str, patterns: dict[str, str]) -> Layout:
+    """Register (or replace) the layout of a model family, keyed by `config.model_type`."""
+    unknown = set(patterns) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)} for family {family!r}; roles: {ROLES}")
+    layout = Layout(family, dict(patterns))
+    _LAYOUTS[family] = layout
+    return layout
+
+
+def known_families() -> list[str]:
+    return sorted(_LAYOUTS)
+
+
+def layout_for(family: str) -> Layout:
+    if family not in _LAYOUTS:
+        raise KeyError(
+            f"no pruning layout for model family {family!r}; known families: {known_families()}. "
+            "Register one with blockprune_pl.pruning.register_layout(family, {role: regex})."
+        )
+    return _LAYOUTS[family]
+
+
+_BERT = {
+    "q": r"layer\.(\d+)\.attention\.self\.query$",
+    "k": r"layer\.(\d+)\.attention\.self\.key$",
+    "v": r"layer\.(\d+)\.attention\.self\.value$",
+    "attn_out": r"layer\.(\d+)\.attention\.output\.dense$",
+    "ffn_in": r"layer\.(\d+)\.intermediate\.dense$",
+    "ffn_out": r"layer\.(\d+)\.output\.dense$",
+}
+for _family in ("bert", "roberta", "xlm-roberta", "electra"):
+    register_layout(_family, _BERT)
+register_layout(
+    "distilbert",
+    {
+        "q": r"layer\.(\d+)\.attention\.q_lin$",
+        "k": r"layer\.(\d+)\.attention\.k_lin$",
+        "v": r"layer\.(\d+)\.attention\.v_lin$",
+        "attn_out": r"layer\.(\d+)\.attention\.out_lin$",
+        "ffn_in": r"layer\.(\d+)\.ffn\.lin1$",
+        "ffn_out": r"layer\.(\d+)\.ffn\.lin2$",
+    },
+)
+
+
+def find_prunable(model: nn.Module, layout: Layout, roles=ROLES) -> list[PrunableLinear]:
+    """Every nn.Linear of `model` whose name matches a role of `layout`, by layer then role."""
+    compiled = {role: re.compile(layout.patterns[role]) for role in roles if role in layout.patterns}
+    found = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Linear):
+            continue
+        for role, pattern in compiled.items():
+            match = pattern.search(name)
+            if match:
+                found.append(PrunableLinear(name, int(match.group(1)), role, module))
+                break
+    if not found:
+        raise ValueError(
+            f"layout {layout.family!r} matches no nn.Linear of this model (roles {list(roles)}); "
+            "check model.config.model_type or register a layout for this family"
+        )
+    order = {role: i for i, role in enumerate(ROLES)}
+    return sorted(found, key=lambda p: (p.layer, order[p.role]))

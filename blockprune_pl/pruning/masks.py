@@ -1,0 +1,40 @@
+"""Which groups survive: exact-rate selection by norm, and the gradual (cubic) density schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def group_scores(norms: Tensor, sizes: Tensor) -> Tensor:
+    """Rank by RMS (norm / sqrt(size)) so smaller edge blocks, and groups of different sizes
+    under a global ranking, compete fairly; for equal sizes this is the plain norm order."""
+    return norms.detach().float() / sizes.to(norms.device).float().sqrt()
+
+
+def keep_top(scores: Tensor, sizes: Tensor, density: float, alive: Tensor | None = None) -> Tensor:
+    """Keep the highest-scoring groups whose sizes add up closest to `density * sum(sizes)`.
+
+    `scores, sizes: (G,)` -> `keep: (G,) bool`. At least one group is kept; groups not `alive`
+    (already pruned) are never brought back, so gradual pruning is monotone.
+    """
+    sizes = sizes.to(scores.device)
+    alive = torch.ones_like(scores, dtype=torch.bool) if alive is None else alive.to(scores.device)
+    ranked = torch.where(alive, scores, torch.full_like(scores, float("-inf")))
+    order = torch.argsort(ranked, descending=True, stable=True)
+    kept_after = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes[order], 0)])
+    target = density * float(sizes.sum())
+    count = int(torch.argmin((kept_after.double() - target).abs()))
+    count = min(max(count, 1), int(alive.sum()))
+    keep = torch.zeros_like(alive)
+    keep[order[:count]] = True
+    return keep
+
+
+def cubic_density(step: int, start: int, end: int, final_density: float) -> float:
+    """Zhu & Gupta's gradual schedule: density falls from 1 to `final_density` as a cubic over
+    [start, end], fast at first while the network can still recover."""
+    if end <= start:
+        return final_density
+    t = min(max((step - start) / (end - start), 0.0), 1.0)
+    return final_density + (1.0 - final_density) * (1.0 - t) ** 3

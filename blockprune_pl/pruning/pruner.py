@@ -1,0 +1,226 @@
+"""`BlockPruner`: prepare(model) -> penalty()/refresh_alpha() -> prune(density) -> keep masks.
+
+Reads like a torch.ao sparsifier: masks and alpha are plain tensors keyed by group label, and
+`state_dict()` holds only tensors and plain data, so a run resumes bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
+from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
+from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for
+from blockprune_pl.pruning.masks import group_scores, keep_top
+from blockprune_pl.pruning.spec import PruneSpec
+
+HEAD_ROLES = ("q", "k", "v", "attn_out")
+NEURON_ROLES = ("ffn_in", "ffn_out")
+
+
+class BlockPruner:
+    def __init__(self, spec: PruneSpec):
+        self.spec = spec
+        self.groups: list[BlockGroups | CoupledGroups] = []
+        self.alpha: list[Tensor] = []
+        self.keep: list[Tensor] = []
+        self.density = 1.0  # of the last prune() call; 1.0 means not pruned yet
+        self._masks: dict[str, tuple[nn.Parameter, Tensor]] = {}
+
+    # ----------------------------------------------------------------- setup
+    def prepare(self, model: nn.Module) -> BlockPruner:
+        """Find the prunable Linears of `model` (a HF model) and cut them into groups."""
+        config = model.config
+        self.prunables = find_prunable(model, layout_for(config.model_type), self.spec.roles)
+        if self.spec.geometry == "neurons":
+            self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
+        else:
+            self.groups = [self._block_groups(p) for p in self.prunables]
+        self.alpha = [torch.ones(len(g), device=_device(g)) for g in self.groups]
+        self.keep = [torch.ones(len(g), dtype=torch.bool, device=_device(g)) for g in self.groups]
+        return self
+
+    def _block_groups(self, p: PrunableLinear) -> BlockGroups:
+        out_features, in_features = p.module.weight.shape
+        if self.spec.geometry == "bsp":
+            block = (1, math.ceil(in_features / self.spec.col_blocks))
+        elif self.spec.geometry == "irregular":
+            block = (1, 1)
+        else:
+            block = self.spec.block
+        if block[0] > out_features or block[1] > in_features:
+            raise ValueError(
+                f"prune.block={list(block)} does not fit {p.name}.weight of shape "
+                f"({out_features}, {in_features}): rows must be <= {out_features} and cols <= "
+                f"{in_features}"
+            )
+        label = f"{p.name}.weight"
+        return BlockGroups(label, p.layer, p.role, label, p.module.weight, block)
+
+    # ---------------------------------------------------------- the penalty
+    def norms(self) -> list[Tensor]:
+        return [g.norms() for g in self.groups]
+
+    def penalty(self) -> Tensor:
+        """lam * sum_g alpha_g ||W_g||: differentiable in the weights, alpha held constant."""
+        terms = [group_lasso(g.norms(), a, self.spec.lam) for g, a in zip(self.groups, self.alpha)]
+        return torch.stack(terms).sum()
+
+    @torch.no_grad()
+    def refresh_alpha(self) -> None:
+        for i, g in enumerate(self.groups):
+            norms = g.norms()
+            if self.spec.reweighted:
+                self.alpha[i] = reweighted_alpha(norms, self.spec.eps)
+            else:
+                self.alpha[i] = torch.ones_like(norms)
+
+    @torch.no_grad()
+    def add_penalty_grad(self) -> float:
+        """Add d(penalty)/dW into `.grad` (after backward, before the optimizer); returns it."""
+        with torch.enable_grad():
+            value = self.penalty()
+            params = [p for g in self.groups for p in g.params.values()]
+            grads = torch.autograd.grad(value, params, allow_unused=True)
+        for p, grad in zip(params, grads):
+            if grad is None:
+                continue
+            if p.grad is None:
+                p.grad = grad.clone()
+            else:
+                p.grad.add_(grad)
+        return float(value)
+
+    @torch.no_grad()
+    def proximal_step(self, threshold: float) -> None:
+        """Group soft-threshold with `threshold * alpha_g` (usually lr * lam)."""
+        for g, a in zip(self.groups, self.alpha):
+            factors = shrink_factors(g.norms(), a, threshold)
+            for name, factor in g.expand(factors).items():
+                g.params[name].mul_(factor.to(g.params[name].dtype))
+
+    # ------------------------------------------------------------- pruning
+    @torch.no_grad()
+    def prune(self, density: float) -> None:
+        """Zero the weakest groups so that `density` of the prunable weights stay (per matrix
+        or coupled set with scope=layer, over all of them with scope=global). Monotone."""
+        norms = self.norms()
+        scores = [group_scores(n, g.sizes()) for n, g in zip(norms, self.groups)]
+        if self.spec.scope == "layer":
+            self.keep = [
+                keep_top(s, g.sizes(), density, alive)
+                for s, g, alive in zip(scores, self.groups, self.keep)
+            ]
+        else:
+            keep = keep_top(
+                torch.cat(scores), torch.cat([g.sizes() for g in self.groups]), density,
+                torch.cat(self.keep),
+            )
+            self.keep = list(torch.split(keep, [len(g) for g in self.groups]))
+        self.density = density
+        self._build_masks()
+        self.apply_masks()
+
+    def _build_masks(self) -> None:
+        self._masks = {}
+        for g, keep in zip(self.groups, self.keep):
+            for name, mask in g.expand(keep).items():
+                self._masks[name] = (g.params[name], mask.contiguous())
+
+    @property
+    def is_pruned(self) -> bool:
+        return bool(self._masks)
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        for param, mask in self._masks.values():
+            param.masked_fill_(~mask, 0.0)
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        for param, mask in self._masks.values():
+            if param.grad is not None:
+                param.grad.masked_fill_(~mask, 0.0)
+
+    @torch.no_grad()
+    def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
+        """Zero momentum and second moments of pruned weights, so no stale update moves them."""
+        for param, mask in self._masks.values():
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, Tensor) and value.shape == param.shape:
+                    value.masked_fill_(~mask, 0)
+
+    def masks(self) -> dict[str, Tensor]:
+        """Per parameter name, the bool mask of kept weights (empty before pruning)."""
+        return {name: mask for name, (_, mask) in self._masks.items()}
+
+    # --------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        labels = [g.label for g in self.groups]
+        return {
+            "identity": self.spec.identity(),
+            "density": self.density,
+            "pruned": self.is_pruned,
+            "alpha": {k: a.detach().cpu().clone() for k, a in zip(labels, self.alpha)},
+            "keep": {k: m.detach().cpu().clone() for k, m in zip(labels, self.keep)},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["identity"] != self.spec.identity():
+            theirs, ours = state["identity"], self.spec.identity()
+            diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
+            raise ValueError(
+                "this checkpoint was pruned with different settings and cannot resume this run: "
+                + ", ".join(f"prune.{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
+            )
+        labels = [g.label for g in self.groups]
+        if list(state["alpha"]) != labels:
+            raise ValueError("checkpoint pruning groups do not match this model's prunable layers")
+        self.alpha = [state["alpha"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
+        self.keep = [state["keep"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
+        self.density = float(state["density"])
+        self._masks = {}
+        if state["pruned"]:
+            self._build_masks()
+
+
+def _device(g) -> torch.device:
+    return next(iter(g.params.values())).device
+
+
+def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[CoupledGroups]:
+    """Per layer: one CoupledGroups of heads, one of FFN neurons."""
+    by_layer: dict[int, dict[str, nn.Linear]] = {}
+    for p in prunables:
+        by_layer.setdefault(p.layer, {})[p.role] = (p.name, p.module)
+    groups = []
+    for layer, roles in sorted(by_layer.items()):
+        for coupled, kind in ((HEAD_ROLES, "heads"), (NEURON_ROLES, "neurons")):
+            present = [r for r in coupled if r in roles]
+            if not present:
+                continue
+            if len(present) != len(coupled):
+                raise ValueError(
+                    f"prune.geometry=neurons couples roles {list(coupled)}; layer {layer} has only "
+                    f"{present}: add the missing roles to prune.roles"
+                )
+            groups.append(_coupled(layer, kind, coupled, roles, num_heads))
+    return groups
+
+
+def _coupled(layer, kind, coupled, roles, num_heads) -> CoupledGroups:
+    # the last role of each set (attn_out, ffn_out) reads the group on its input side (columns)
+    inner_name, inner = roles[coupled[-1]]
+    count = num_heads if kind == "heads" else inner.weight.shape[1]
+    width = inner.weight.shape[1] // count
+    members = []
+    for role in coupled[:-1]:
+        name, module = roles[role]
+        members.append(Member(f"{name}.weight", module.weight, 0, width))
+        if module.bias is not None:
+            members.append(Member(f"{name}.bias", module.bias, 0, width, prunable=False))
+    members.append(Member(f"{inner_name}.weight", inner.weight, 1, width))
+    return CoupledGroups(f"layer.{layer}.{kind}", layer, kind, members, count)

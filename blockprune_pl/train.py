@@ -1,0 +1,128 @@
+"""`run(cfg)`: the whole job wired together, without the Hydra decorator so tests call it."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from blockprune_pl.callbacks import BlockNormLogger, PhasePlan, PruningCallback
+from blockprune_pl.data import GlueDataModule
+from blockprune_pl.errors import ConfigError
+from blockprune_pl.io import write_json_atomic
+from blockprune_pl.models import GlueModule, build_model, load_tokenizer
+from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for, pruning_stats
+
+PHASE_UNITS = ("epoch", "step")
+
+
+def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
+    """Phase lengths in optimizer steps; a dense run (rate 1) has only the fine-tune phase."""
+    unit = prune_cfg.phase_unit
+    if unit not in PHASE_UNITS:
+        raise ConfigError(f"prune.phase_unit={unit!r} is not allowed; choose one of {PHASE_UNITS}")
+    scale = steps_per_epoch if unit == "epoch" else 1
+    steps = {k: int(round(float(prune_cfg.phases[k]) * scale)) for k in ("finetune", "penalty", "retrain")}
+    if any(v < 0 for v in steps.values()):
+        raise ConfigError(f"prune.phases={dict(prune_cfg.phases)} must be >= 0")
+    if float(prune_cfg.rate) == 1.0:
+        steps["penalty"] = steps["retrain"] = 0
+    if sum(steps.values()) == 0:
+        raise ConfigError(f"prune.phases={dict(prune_cfg.phases)} gives no training step")
+    return PhasePlan(**steps)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fine-tune (and prune) one model on one task; returns what metrics.json holds."""
+    started = time.time()
+    out_dir = Path(cfg.output_dir)
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists() and not cfg.get("ckpt_path"):
+        raise ConfigError(
+            f"{metrics_path} already holds results; refusing to overwrite them. Pick another "
+            "output_dir (hydra.run.dir=...), or resume with ckpt_path=..."
+        )
+    spec = PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))
+    L.seed_everything(int(cfg.seed), workers=True)
+
+    tokenizer = load_tokenizer(cfg.model)
+    data = GlueDataModule(cfg.task, tokenizer, cfg.optim.batch_size, cfg.optim.eval_batch_size,
+                          seed=int(cfg.seed), num_workers=cfg.optim.num_workers)
+    data.setup("fit")
+    accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1) or 1)
+    plan = phase_plan(cfg.prune, data.steps_per_epoch(accumulate))
+    model = build_model(cfg.model, int(cfg.task.num_labels), tokenizer, seed=int(cfg.seed))
+    layout_for(model.config.model_type)  # fail now, not after the fine-tune, on an unknown family
+
+    segments = [(plan.finetune, 1.0), (plan.penalty, float(cfg.prune.penalty_lr_scale)),
+                (plan.retrain, 1.0)]
+    module = GlueModule(model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0],
+                        data.val_suffixes)
+    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", monitor="val/select", mode="max",
+                                 save_top_k=1, save_last=True, filename="best-{step}")
+    callbacks = [checkpoint]
+    pruning = None
+    if spec.rate > 1.0:
+        pruning = PruningCallback(spec, plan, int(cfg.prune.reweight_every), cfg.prune.schedule,
+                                  int(cfg.prune.prune_every))
+        callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), checkpoint]
+    trainer = instantiate(cfg.trainer, max_steps=plan.total, max_epochs=-1, callbacks=callbacks,
+                          logger=instantiate(cfg.logger), default_root_dir=str(out_dir))
+    trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
+    if not module.history or module.history[-1]["step"] != trainer.global_step:
+        trainer.validate(module, datamodule=data, verbose=False)
+
+    results = _results(cfg, module, model, plan, checkpoint, started)
+    if trainer.is_global_zero:
+        write_json_atomic(metrics_path, results)
+        print(summary(results, out_dir))
+    return results
+
+
+def _results(cfg, module, model, plan, checkpoint, started) -> dict:
+    main = f"val/{cfg.task.main_metric}"
+    selectable = [h for h in module.history if h["selectable"]]
+    dense = [h for h in module.history if h["step"] <= plan.finetune and plan.finetune > 0]
+    prunables = find_prunable(model, layout_for(model.config.model_type), tuple(cfg.prune.roles))
+    stats = pruning_stats(model, prunables, model.config.num_attention_heads)
+    strip = lambda h: {k: v for k, v in h.items() if k.startswith("val/")}  # noqa: E731
+    return {
+        "task": cfg.task.name,
+        "model": cfg.model.name,
+        "geometry": cfg.prune.geometry,
+        "target_rate": float(cfg.prune.rate),
+        "main_metric": main,
+        "final": strip(module.history[-1]),
+        "best": strip(max(selectable, key=lambda h: h[main])) if selectable else {},
+        "dense": strip(dense[-1]) if dense else {},
+        "steps": {"finetune": plan.finetune, "penalty": plan.penalty, "retrain": plan.retrain,
+                  "total": plan.total},
+        "params": {"total": sum(p.numel() for p in model.parameters()),
+                   "encoder": sum(p.numel() for p in model.base_model.parameters())},
+        "pruning": stats,
+        "checkpoints": {"best": checkpoint.best_model_path, "last": checkpoint.last_model_path},
+        "wall_time_s": round(time.time() - started, 1),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def summary(results: dict, out_dir: Path) -> str:
+    main = results["main_metric"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    rate = results["pruning"]["achieved_rate"]
+    lines = [
+        "",
+        f"== blockprune_pl: {results['model']} on {results['task']} "
+        f"({results['geometry']}, target rate {results['target_rate']:g}) ==",
+        f"dense {main}:  {fmt(results['dense'].get(main))}",
+        f"final {main}:  {fmt(results['final'].get(main))}",
+        f"achieved rate: {rate:.3f}" if math.isfinite(rate) else "achieved rate: inf",
+        f"wall time:     {results['wall_time_s']:.0f} s",
+        f"outputs:       {out_dir} (metrics.json, checkpoints/)",
+    ]
+    return "\n".join(lines)
