@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -64,20 +65,32 @@ def run(cfg: DictConfig) -> dict:
     module = GlueModule(model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0],
                         data.val_suffixes)
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", monitor="val/select", mode="max",
-                                 save_top_k=1, save_last=True, filename="best-{step}")
+                                 save_top_k=1, save_last=True, filename="best-step{step}",
+                                 auto_insert_metric_name=False)
     callbacks = [checkpoint]
+    if cfg.get("checkpoint_every_n_steps"):  # periodic checkpoints, all kept: pre-emption safety
+        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_top_k=-1,
+                                         every_n_train_steps=int(cfg.checkpoint_every_n_steps),
+                                         filename="step{step}", auto_insert_metric_name=False))
     pruning = None
     if spec.rate > 1.0:
         pruning = PruningCallback(spec, plan, int(cfg.prune.reweight_every), cfg.prune.schedule,
                                   int(cfg.prune.prune_every))
-        callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), checkpoint]
+        callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
     trainer = instantiate(cfg.trainer, max_steps=plan.total, max_epochs=-1, callbacks=callbacks,
                           logger=instantiate(cfg.logger), default_root_dir=str(out_dir))
     trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
     if not module.history or module.history[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=data, verbose=False)
+    # last.ckpt is the final state (masks, alpha, weights), whatever Lightning last saved
+    final_ckpt = out_dir / "checkpoints" / "last.ckpt"
+    partial = final_ckpt.with_name(".last.ckpt.tmp")
+    trainer.save_checkpoint(partial)
+    if trainer.is_global_zero:
+        os.replace(partial, final_ckpt)
 
     results = _results(cfg, module, model, plan, checkpoint, started)
+    results["checkpoints"]["last"] = str(final_ckpt)
     if trainer.is_global_zero:
         write_json_atomic(metrics_path, results)
         print(summary(results, out_dir))

@@ -85,6 +85,24 @@ class _Encoded(torch.utils.data.Dataset):
         return item
 
 
+class EpochSeededSampler(torch.utils.data.Sampler):
+    """A random order fixed by (seed, epoch): Lightning calls `set_epoch`, so a run resumed at
+    an epoch boundary sees exactly the batches the uninterrupted run saw."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=gen).tolist())
+
+
 class GlueDataModule(L.LightningDataModule):
     """Tokenizes once in `setup`; batches are padded to their longest row (dynamic padding)."""
 
@@ -131,15 +149,21 @@ class GlueDataModule(L.LightningDataModule):
         return _Encoded(dict(enc), [cast(label) for label in rows["label"]])
 
     def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, self.batch_size, shuffle=True, generator=gen,
-                          collate_fn=self.collate, num_workers=self.num_workers)
+        sampler = EpochSeededSampler(len(self.train_set), self.seed)
+        return DataLoader(self.train_set, self.batch_size, sampler=sampler,
+                          collate_fn=self.collate, **self._loader_kwargs())
 
     def val_dataloader(self) -> list[DataLoader]:
         return [
-            DataLoader(ds, self.eval_batch_size, collate_fn=self.collate, num_workers=self.num_workers)
+            DataLoader(ds, self.eval_batch_size, collate_fn=self.collate, **self._loader_kwargs())
             for ds in self.val_sets.values()
         ]
+
+    def _loader_kwargs(self) -> dict:
+        # a generator of its own: creating an iterator then draws no number from the global RNG,
+        # which dropout uses, so evaluating does not change the training that follows
+        return {"num_workers": self.num_workers,
+                "generator": torch.Generator().manual_seed(self.seed)}
 
     def steps_per_epoch(self, accumulate: int = 1) -> int:
         batches = -(-len(self.train_set) // self.batch_size)

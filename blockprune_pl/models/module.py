@@ -8,6 +8,9 @@ kept as "best").
 from __future__ import annotations
 
 import math
+import random
+
+import numpy as np
 
 import lightning as L
 import torch
@@ -35,6 +38,25 @@ def phased_linear_schedule(segments: list[tuple[int, float]], warmup_ratio: floa
         return 0.0
 
     return factor
+
+
+def rng_states() -> dict:
+    """Global RNG states as tensors and plain data (checkpoints load with weights_only=True)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
+              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    name, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class GlueModule(L.LightningModule):
@@ -76,6 +98,16 @@ class GlueModule(L.LightningModule):
         # only weights in their final shape compete for the best checkpoint
         self.log("val/select", main if self.selectable else float("-inf"))
         self.history.append({"step": int(self.global_step), "selectable": self.selectable, **results})
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # dropout draws from the global RNGs: restoring them makes a resumed run continue exactly
+        checkpoint["rng_states"] = rng_states()
+        checkpoint["val_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
+        self.history = list(checkpoint.get("val_history", []))
 
     def configure_optimizers(self):
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")

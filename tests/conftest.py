@@ -1,0 +1,58 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def glue_dir() -> Path | None:
+    path = Path(os.environ.get("GLUE_DIR", ROOT.parent / "shared" / "data" / "glue"))
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def glue():
+    path = glue_dir()
+    if path is None:
+        pytest.skip("real GLUE Parquet folder not found (set GLUE_DIR)")
+    return path
+
+
+def compose(overrides=(), output_dir=None):
+    """The run config exactly as `python -m blockprune_pl <overrides>` composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=list(overrides))
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.output_dir = str(output_dir)
+    return cfg
+
+
+TINY_RUN = [
+    "model=tiny_bert",
+    "task.train_limit=64",
+    "task.val_limit=32",
+    "optim.batch_size=16",
+    "prune.phase_unit=step",
+    "prune.log_every=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture
+def tiny_cfg(glue, tmp_path):
+    def make(*overrides, out="run"):
+        return compose([f"task.data_dir={glue}", *TINY_RUN, *overrides], tmp_path / out)
+
+    return make

@@ -1,0 +1,33 @@
+import pytest
+
+from tests.conftest import CONF, compose
+
+GROUPS = ["model", "task", "prune", "trainer", "logger"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_of_every_group_composes(group, option, tmp_path):
+    cfg = compose([f"{group}={option}"], tmp_path)
+    assert cfg[group] is not None
+    if group == "task":
+        assert cfg.task.name == option and cfg.task.main_metric in cfg.task.metrics
+    if group == "prune":
+        assert cfg.prune.rate >= 1.0 and set(cfg.prune.phases) == {"finetune", "penalty", "retrain"}
+
+
+def test_nine_glue_tasks_and_required_models_exist():
+    assert options("task") == sorted(
+        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])
+    assert {"bert", "roberta", "distilbert", "minilm", "tiny_bert", "tiny_roberta",
+            "tiny_distilbert"} <= set(options("model"))
+    assert {"dense", "bsp", "tiles", "neurons", "irregular", "magnitude"} <= set(options("prune"))
+
+
+def test_default_is_minilm_on_sst2_dense():
+    cfg = compose([])
+    assert (cfg.model.name, cfg.task.name, cfg.prune.geometry, cfg.prune.rate) == (
+        "minilm", "sst2", "bsp", 1.0)

@@ -1,0 +1,50 @@
+import time
+
+import pytest
+import torch
+
+from blockprune_pl.errors import ModelLoadError
+from blockprune_pl.models import build_model, load_tokenizer, resolve_name_or_path
+from tests.conftest import compose
+
+
+@pytest.mark.parametrize("name, cls", [("tiny_bert", "BertForSequenceClassification"),
+                                       ("tiny_roberta", "RobertaForSequenceClassification"),
+                                       ("tiny_distilbert", "DistilBertForSequenceClassification")])
+def test_tiny_models_build_offline_and_run(name, cls):
+    cfg = compose([f"model={name}"])
+    tok = load_tokenizer(cfg.model)
+    model = build_model(cfg.model, 3, tok, seed=0)
+    assert type(model).__name__ == cls and model.config.hidden_size == 32
+    batch = tok(["a short sentence", "another one here"], padding=True, return_tensors="pt")
+    assert model(**batch).logits.shape == (2, 3)
+    again = build_model(cfg.model, 3, tok, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters()))
+
+
+def test_minilm_resolves_to_the_packaged_folder():
+    path = resolve_name_or_path(compose([]).model.name_or_path)
+    assert path.endswith("model") and (__import__("pathlib").Path(path) / "config.json").is_file()
+
+
+def test_regression_head_for_stsb():
+    cfg = compose(["model=tiny_bert"])
+    model = build_model(cfg.model, 1, load_tokenizer(cfg.model))
+    assert model.config.problem_type == "regression"
+
+
+@pytest.mark.parametrize("name", ["roberta", "bert", "distilbert"])
+def test_uncached_hub_id_offline_fails_fast_with_the_fix(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
+    cfg = compose([f"model={name}"])
+    started = time.time()
+    with pytest.raises(ModelLoadError, match="model.name_or_path=/path/to"):
+        build_model(cfg.model, 2)
+    assert time.time() - started < 10
+
+
+def test_missing_local_folder_is_named(tmp_path):
+    cfg = compose([f"model.name_or_path={tmp_path / 'nope'}"])
+    with pytest.raises(ModelLoadError, match="nope"):
+        load_tokenizer(cfg.model)

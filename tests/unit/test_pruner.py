@@ -1,0 +1,212 @@
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from blockprune_pl.pruning import BlockPruner, PruneSpec, pruning_stats
+from blockprune_pl.pruning.layouts import find_prunable, layout_for
+
+FAMILIES = {
+    "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),
+    "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_position_embeddings=64),
+    "distilbert": dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64),
+}
+
+
+def tiny(family="bert", seed=0):
+    torch.manual_seed(seed)
+    cfg = AutoConfig.for_model(family, vocab_size=99, num_labels=2, **FAMILIES[family])
+    return AutoModelForSequenceClassification.from_config(cfg)
+
+
+def prepared(geometry="bsp", family="bert", **kw):
+    model = tiny(family)
+    spec = PruneSpec(geometry=geometry, **{"rate": 5.0, "block": (8, 8), **kw})
+    return model, BlockPruner(spec).prepare(model)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_layout_finds_six_roles_per_layer(family):
+    found = find_prunable(tiny(family), layout_for(family))
+    assert len(found) == 12
+    assert [p.role for p in found[:6]] == ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"]
+
+
+def test_unknown_family_lists_the_known_ones():
+    with pytest.raises(KeyError, match="known families: .*bert.*distilbert"):
+        layout_for("gpt2")
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "irregular", "neurons"])
+@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("rate", [2.0, 5.0])
+def test_achieved_rate_is_within_one_group_of_the_target(family, geometry, scope, rate):
+    model, pruner = prepared(geometry, family, scope=scope, rate=rate)
+    pruner.prune(1.0 / rate)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    kept, total = stats["kept_prunable_params"], stats["prunable_params"]
+    # one group of the pool the rate was enforced on: a matrix/coupled set per layer, or all
+    pools = [pruner.groups] if scope == "global" else [[g] for g in pruner.groups]
+    for pool in pools:
+        pool_total = sum(int(g.sizes().sum()) for g in pool)
+        pool_kept = sum(int(m.sum()) for g in pool for m in [_kept_weights(g)])
+        largest = max(int(g.sizes().max()) for g in pool)
+        assert abs(pool_kept - pool_total / rate) <= largest / 2 + 1e-6
+    assert abs(kept - total / rate) <= sum(int(g.sizes().max()) for g in pruner.groups) / 2
+    assert stats["achieved_rate"] == pytest.approx(total / kept)
+
+
+def _kept_weights(groups):
+    return torch.stack([
+        (p != 0).sum() for name, p in groups.params.items() if name.endswith("weight")
+    ])
+
+
+def test_neurons_remove_whole_heads_and_neurons_with_biases():
+    model, pruner = prepared("neurons", rate=4.0)
+    with torch.no_grad():  # HF initialises biases to zero; make them visible
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.uniform_(0.1, 1.0)
+    pruner.prune(0.25)
+    layer = model.bert.encoder.layer[0]
+    q, out = layer.attention.self.query, layer.attention.output.dense
+    heads_alive = (q.weight.reshape(4, 8, 32) != 0).any(-1).any(-1)
+    assert int(heads_alive.sum()) == 1
+    for h in range(4):
+        rows = slice(8 * h, 8 * h + 8)
+        alive = bool(heads_alive[h])
+        for lin in (q, layer.attention.self.key, layer.attention.self.value):
+            assert bool((lin.weight[rows] != 0).all()) == alive
+            assert bool((lin.bias[rows] != 0).all()) == alive
+        assert bool((out.weight[:, rows] != 0).all()) == alive
+    ffn_in, ffn_out = layer.intermediate.dense, layer.output.dense
+    alive = (ffn_in.weight != 0).all(1)
+    assert int(alive.sum()) == 16
+    assert torch.equal((ffn_out.weight != 0).all(0), alive)
+    assert torch.equal(ffn_in.bias != 0, alive)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    assert stats["kept_heads"] == 2 and stats["kept_neurons"] == 32
+
+
+def written_penalty(model, pruner, lam):
+    """lam * sum_g alpha_g ||W_g|| by explicit loops over bsp blocks."""
+    total = 0.0
+    for p, alpha in zip(pruner.prunables, pruner.alpha):
+        w = p.module.weight
+        width = -(-w.shape[1] // 8)
+        g = 0
+        for i in range(w.shape[0]):
+            for j in range(0, w.shape[1], width):
+                total = total + alpha[g] * w[i, j : j + width].norm()
+                g += 1
+    return lam * total
+
+
+def test_alpha_and_penalty_gradient_match_the_written_formula():
+    model, pruner = prepared("bsp", lam=0.3, eps=1e-3)
+    pruner.refresh_alpha()
+    w = pruner.prunables[0].module.weight
+    assert torch.allclose(pruner.alpha[0][0], 1 / (w[0, :4].norm() + 1e-3))
+    expected = written_penalty(model, pruner, 0.3)
+    params = [p.module.weight for p in pruner.prunables]
+    grads = torch.autograd.grad(expected, params)
+    value = pruner.add_penalty_grad()
+    assert value == pytest.approx(float(expected), rel=1e-5)
+    for p, g in zip(params, grads):
+        assert torch.allclose(p.grad, g, atol=1e-7)
+
+
+def test_plain_group_lasso_has_alpha_one_and_zero_groups_have_zero_gradient():
+    model, pruner = prepared("bsp", reweighted=False)
+    w = pruner.prunables[0].module.weight
+    with torch.no_grad():
+        w[0].zero_()
+    pruner.refresh_alpha()
+    assert all(torch.equal(a, torch.ones_like(a)) for a in pruner.alpha)
+    pruner.add_penalty_grad()
+    assert torch.isfinite(w.grad).all() and torch.equal(w.grad[0], torch.zeros_like(w.grad[0]))
+
+
+def test_proximal_step_shrinks_groups_and_zeroes_small_ones():
+    model, pruner = prepared("bsp", lam=1.0)
+    pruner.refresh_alpha()
+    before = [n.clone() for n in pruner.norms()]
+    pruner.proximal_step(threshold=1e-4)
+    after = pruner.norms()
+    assert all((a <= b + 1e-7).all() for a, b in zip(after, before))
+    pruner.proximal_step(threshold=1e6)
+    assert all(torch.count_nonzero(n) == 0 for n in pruner.norms())
+
+
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons", "irregular"])
+def test_pruned_weights_stay_exactly_zero_through_1000_adamw_steps(geometry):
+    model, pruner = prepared(geometry)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    x = torch.randint(0, 99, (4, 8))
+    y = torch.tensor([0, 1, 0, 1])
+
+    def step():
+        opt.zero_grad()
+        model(input_ids=x, labels=y).loss.backward()
+        pruner.mask_grads()
+        opt.step()
+        pruner.apply_masks()
+
+    for _ in range(20):  # build up momentum before pruning
+        step()
+    pruner.prune(0.2)
+    pruner.mask_optimizer_state(opt)
+    masks = pruner.masks()
+    for _ in range(1000):
+        step()
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        assert torch.count_nonzero(params[name][~mask]) == 0
+        assert torch.count_nonzero(params[name][mask]) > 0
+
+
+def test_gradual_pruning_is_monotone():
+    model, pruner = prepared("bsp")
+    pruner.prune(0.6)
+    first = [k.clone() for k in pruner.keep]
+    pruner.prune(0.3)
+    assert all(not (k & ~f).any() for k, f in zip(pruner.keep, first))
+
+
+def test_state_dict_round_trip_and_identity_check():
+    model, pruner = prepared("tiles")
+    pruner.refresh_alpha()
+    pruner.prune(0.2)
+    state = pruner.state_dict()
+    _, other = prepared("tiles")
+    other.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(pruner.alpha, other.alpha))
+    assert all(torch.equal(a, b) for a, b in zip(pruner.keep, other.keep))
+    assert other.masks().keys() == pruner.masks().keys()
+    _, wrong = prepared("tiles", rate=2.0)
+    with pytest.raises(ValueError, match="prune.rate: checkpoint 5.0 vs run 2.0"):
+        wrong.load_state_dict(state)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(rate=0.5), "prune.rate=0.5"),
+        (dict(rate=float("nan")), "prune.rate=nan"),
+        (dict(rate=float("inf")), "prune.rate=inf"),
+        (dict(block=(0, 4)), r"prune.block=\[0, 4\]"),
+        (dict(geometry="rows"), "prune.geometry='rows'.*bsp"),
+        (dict(scope="model"), "prune.scope='model'"),
+        (dict(roles=("q", "mlp")), "prune.roles"),
+    ],
+)
+def test_spec_rejects_bad_values_naming_them(kw, match):
+    with pytest.raises(ValueError, match=match):
+        PruneSpec(**kw)
+
+
+def test_block_larger_than_a_matrix_is_refused():
+    with pytest.raises(ValueError, match=r"prune.block=\[64, 64\] does not fit .*\(32, 32\)"):
+        prepared("tiles", block=(64, 64))
