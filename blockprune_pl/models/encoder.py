@@ -66,13 +66,15 @@ def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
     problem = "regression" if num_labels == 1 else "single_label_classification"
     tiny = model_cfg.get("tiny") if hasattr(model_cfg, "get") else None
     if not tiny:
-        return _load(
+        model = _load(
             AutoModelForSequenceClassification.from_pretrained,
             model_cfg.name_or_path,
             "model",
             num_labels=num_labels,
             problem_type=problem,
         )
+        # from_pretrained returns eval mode, and Lightning keeps submodule modes: train with dropout
+        return model.train()
     tiny = dict(tiny)
     model_type = tiny.pop("model_type")
     renames = _TINY_KEYS.get(model_type, {})

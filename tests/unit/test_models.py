@@ -48,3 +48,8 @@ def test_missing_local_folder_is_named(tmp_path):
     cfg = compose([f"model.name_or_path={tmp_path / 'nope'}"])
     with pytest.raises(ModelLoadError, match="nope"):
         load_tokenizer(cfg.model)
+
+
+def test_pretrained_model_is_returned_in_train_mode(glue):
+    model = build_model(compose([]).model, 2)
+    assert model.training and all(m.training for m in model.modules())

@@ -1,0 +1,26 @@
+"""The real embedded MiniLM on real SST-2 rows."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from blockprune_pl import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_minilm_prunes_a_few_hundred_sst2_rows_and_writes_metrics(glue, tmp_path):
+    from tests.conftest import compose
+
+    cfg = compose([f"task.data_dir={glue}", "task.train_limit=256", "task.val_limit=128",
+                   "optim.lr=1e-4", "prune.rate=5.0", "prune.phase_unit=step",
+                   "prune.phases.finetune=8", "prune.phases.penalty=4", "prune.phases.retrain=4",
+                   "trainer.enable_progress_bar=false"], tmp_path)
+    results = train.run(cfg)
+    saved = json.loads(Path(tmp_path, "metrics.json").read_text())
+    assert saved["model"] == "minilm" and saved["params"]["total"] > 22_000_000
+    assert 0.0 <= saved["final"]["val/acc"] <= 1.0
+    assert saved["pruning"]["prunable_params"] == 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    assert abs(results["pruning"]["achieved_rate"] - 5.0) < 0.01
+    assert saved["pruning"]["density_per_role"]["ffn_in"] == pytest.approx(0.2, abs=1e-3)
