@@ -28,7 +28,10 @@ def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
     if unit not in PHASE_UNITS:
         raise ConfigError(f"prune.phase_unit={unit!r} is not allowed; choose one of {PHASE_UNITS}")
     scale = steps_per_epoch if unit == "epoch" else 1
-    steps = {k: int(round(float(prune_cfg.phases[k]) * scale)) for k in ("finetune", "penalty", "retrain")}
+    steps = {
+        k: int(round(float(prune_cfg.phases[k]) * scale))
+        for k in ("finetune", "penalty", "retrain")
+    }
     if any(v < 0 for v in steps.values()):
         raise ConfigError(f"prune.phases={dict(prune_cfg.phases)} must be >= 0")
     if float(prune_cfg.rate) == 1.0:
@@ -52,33 +55,66 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(int(cfg.seed), workers=True)
 
     tokenizer = load_tokenizer(cfg.model)
-    data = GlueDataModule(cfg.task, tokenizer, cfg.optim.batch_size, cfg.optim.eval_batch_size,
-                          seed=int(cfg.seed), num_workers=cfg.optim.num_workers)
+    data = GlueDataModule(
+        cfg.task,
+        tokenizer,
+        cfg.optim.batch_size,
+        cfg.optim.eval_batch_size,
+        seed=int(cfg.seed),
+        num_workers=cfg.optim.num_workers,
+    )
     data.setup("fit")
     accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1) or 1)
     plan = phase_plan(cfg.prune, data.steps_per_epoch(accumulate))
     model = build_model(cfg.model, int(cfg.task.num_labels), tokenizer, seed=int(cfg.seed))
     layout_for(model.config.model_type)  # fail now, not after the fine-tune, on an unknown family
 
-    segments = [(plan.finetune, 1.0), (plan.penalty, float(cfg.prune.penalty_lr_scale)),
-                (plan.retrain, 1.0)]
-    module = GlueModule(model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0],
-                        data.val_suffixes)
-    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", monitor="val/select", mode="max",
-                                 save_top_k=1, save_last=True, filename="best-step{step}",
-                                 auto_insert_metric_name=False)
+    segments = [
+        (plan.finetune, 1.0),
+        (plan.penalty, float(cfg.prune.penalty_lr_scale)),
+        (plan.retrain, 1.0),
+    ]
+    module = GlueModule(
+        model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0], data.val_suffixes
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        monitor="val/select",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        filename="best-step{step}",
+        auto_insert_metric_name=False,
+    )
     callbacks = [checkpoint]
     if cfg.get("checkpoint_every_n_steps"):  # periodic checkpoints, all kept: pre-emption safety
-        callbacks.append(ModelCheckpoint(dirpath=out_dir / "checkpoints", save_top_k=-1,
-                                         every_n_train_steps=int(cfg.checkpoint_every_n_steps),
-                                         filename="step{step}", auto_insert_metric_name=False))
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=out_dir / "checkpoints",
+                save_top_k=-1,
+                every_n_train_steps=int(cfg.checkpoint_every_n_steps),
+                filename="step{step}",
+                auto_insert_metric_name=False,
+            )
+        )
     pruning = None
     if spec.rate > 1.0:
-        pruning = PruningCallback(spec, plan, int(cfg.prune.reweight_every), cfg.prune.schedule,
-                                  int(cfg.prune.prune_every))
+        pruning = PruningCallback(
+            spec,
+            plan,
+            int(cfg.prune.reweight_every),
+            cfg.prune.schedule,
+            int(cfg.prune.prune_every),
+        )
         callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
-    trainer = instantiate(cfg.trainer, max_steps=plan.total, max_epochs=-1, callbacks=callbacks,
-                          logger=instantiate(cfg.logger), default_root_dir=str(out_dir))
+    trainer = instantiate(
+        cfg.trainer,
+        max_steps=plan.total,
+        max_epochs=-1,
+        callbacks=callbacks,
+        logger=instantiate(cfg.logger),
+        default_root_dir=str(out_dir),
+    )
     trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
     if not module.history or module.history[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=data, verbose=False)
@@ -113,10 +149,16 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
         "final": strip(module.history[-1]),
         "best": strip(max(selectable, key=lambda h: h[main])) if selectable else {},
         "dense": strip(dense[-1]) if dense else {},
-        "steps": {"finetune": plan.finetune, "penalty": plan.penalty, "retrain": plan.retrain,
-                  "total": plan.total},
-        "params": {"total": sum(p.numel() for p in model.parameters()),
-                   "encoder": sum(p.numel() for p in model.base_model.parameters())},
+        "steps": {
+            "finetune": plan.finetune,
+            "penalty": plan.penalty,
+            "retrain": plan.retrain,
+            "total": plan.total,
+        },
+        "params": {
+            "total": sum(p.numel() for p in model.parameters()),
+            "encoder": sum(p.numel() for p in model.base_model.parameters()),
+        },
         "pruning": stats,
         "checkpoints": {"best": checkpoint.best_model_path, "last": checkpoint.last_model_path},
         "wall_time_s": round(time.time() - started, 1),

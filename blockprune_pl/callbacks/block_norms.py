@@ -15,11 +15,17 @@ from blockprune_pl.pruning import pruning_stats
 
 
 class BlockNormLogger(L.Callback):
-    def __init__(self, pruning: PruningCallback, every: int = 50, small: float = 1e-2,
-                 images_every: int = 10):
+    def __init__(
+        self, pruning: PruningCallback, every: int = 50, small: float = 1e-2, images_every: int = 10
+    ):
         if every < 1:
             raise ValueError(f"prune.log_every={every} must be >= 1")
-        self.pruning, self.every, self.small, self.images_every = pruning, every, small, images_every
+        self.pruning, self.every, self.small, self.images_every = (
+            pruning,
+            every,
+            small,
+            images_every,
+        )
         self._logged = -1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -38,7 +44,9 @@ class BlockNormLogger(L.Callback):
         norms = [n.detach().float().cpu() for n in pruner.norms()]
         rms = torch.cat([n / g.sizes().float().sqrt() for n, g in zip(norms, pruner.groups)])
         alphas = torch.cat([a.float().cpu() for a in pruner.alpha])
-        stats = pruning_stats(pl_module.model, pruner.prunables, pl_module.model.config.num_attention_heads)
+        stats = pruning_stats(
+            pl_module.model, pruner.prunables, pl_module.model.config.num_attention_heads
+        )
         scalars = {
             "prune/penalty": float(pruner.penalty()) if self.pruning.spec.penalty else 0.0,
             "prune/mean_alpha": float(alphas.mean()),
@@ -74,8 +82,10 @@ class BlockNormLogger(L.Callback):
 
                 rows = [[layer, d] for layer, d in stats["density_per_layer"].items()]
                 logger.experiment.log(
-                    {"block_norms/heatmap": wandb.Image(fig),
-                     "density/per_layer": wandb.Table(columns=["layer", "density"], data=rows)},
+                    {
+                        "block_norms/heatmap": wandb.Image(fig),
+                        "density/per_layer": wandb.Table(columns=["layer", "density"], data=rows),
+                    },
                     step=step,
                 )
         folder = Path(trainer.default_root_dir) / "block_norms"
@@ -90,8 +100,9 @@ def heatmap_figure(pruner, norms, step):
 
     layers = sorted({g.layer for g in pruner.groups})
     kinds = list(dict.fromkeys(g.kind for g in pruner.groups))
-    fig, axes = plt.subplots(len(layers), len(kinds), squeeze=False,
-                             figsize=(2.2 * len(kinds), 1.6 * len(layers)))
+    fig, axes = plt.subplots(
+        len(layers), len(kinds), squeeze=False, figsize=(2.2 * len(kinds), 1.6 * len(layers))
+    )
     for g, n in zip(pruner.groups, norms):
         ax = axes[layers.index(g.layer)][kinds.index(g.kind)]
         grid = n.reshape(g.grid) if hasattr(g, "grid") else n.reshape(1, -1)

@@ -37,10 +37,18 @@ class PhasePlan:
 
 
 class PruningCallback(L.Callback):
-    def __init__(self, spec: PruneSpec, plan: PhasePlan, reweight_every: int = 50,
-                 schedule: str = "one_shot", prune_every: int = 20):
+    def __init__(
+        self,
+        spec: PruneSpec,
+        plan: PhasePlan,
+        reweight_every: int = 50,
+        schedule: str = "one_shot",
+        prune_every: int = 20,
+    ):
         if schedule not in SCHEDULES:
-            raise ValueError(f"prune.schedule={schedule!r} is not allowed; choose one of {SCHEDULES}")
+            raise ValueError(
+                f"prune.schedule={schedule!r} is not allowed; choose one of {SCHEDULES}"
+            )
         if reweight_every < 0 or prune_every < 1:
             raise ValueError(
                 f"prune.reweight_every={reweight_every} must be >= 0 and "

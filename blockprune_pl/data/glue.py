@@ -28,7 +28,9 @@ def load_split(task, split: str) -> dict[str, list]:
     if task.data_dir:
         path = Path(task.data_dir) / task.name / f"{split}.parquet"
         if not path.is_file():
-            raise DataError(f"task {task.name!r}: split {split!r} not found at {path}. {_fixes(task)}")
+            raise DataError(
+                f"task {task.name!r}: split {split!r} not found at {path}. {_fixes(task)}"
+            )
         try:
             columns = pq.read_table(path).to_pydict()
         except Exception as err:
@@ -106,11 +108,22 @@ class EpochSeededSampler(torch.utils.data.Sampler):
 class GlueDataModule(L.LightningDataModule):
     """Tokenizes once in `setup`; batches are padded to their longest row (dynamic padding)."""
 
-    def __init__(self, task, tokenizer, batch_size: int = 32, eval_batch_size: int = 128,
-                 seed: int = 0, num_workers: int = 0):
+    def __init__(
+        self,
+        task,
+        tokenizer,
+        batch_size: int = 32,
+        eval_batch_size: int = 128,
+        seed: int = 0,
+        num_workers: int = 0,
+    ):
         super().__init__()
         self.task, self.tokenizer, self.seed = task, tokenizer, seed
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.batch_size, self.eval_batch_size, self.num_workers = (
+            batch_size,
+            eval_batch_size,
+            num_workers,
+        )
         self.collate = DataCollatorWithPadding(tokenizer)
         self.train_set = None
         self.val_sets: dict[str, _Encoded] = {}
@@ -125,7 +138,9 @@ class GlueDataModule(L.LightningDataModule):
         train = load_split(self.task, self.task.train_split)
         if self.task.train_limit and self.task.train_limit < len(train["label"]):
             rng = np.random.default_rng(self.seed)
-            rows = np.sort(rng.choice(len(train["label"]), int(self.task.train_limit), replace=False))
+            rows = np.sort(
+                rng.choice(len(train["label"]), int(self.task.train_limit), replace=False)
+            )
             train = {k: [v[i] for i in rows] for k, v in train.items()}
         self.train_set = self._encode(train)
         first = True
@@ -150,8 +165,13 @@ class GlueDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededSampler(len(self.train_set), self.seed)
-        return DataLoader(self.train_set, self.batch_size, sampler=sampler,
-                          collate_fn=self.collate, **self._loader_kwargs())
+        return DataLoader(
+            self.train_set,
+            self.batch_size,
+            sampler=sampler,
+            collate_fn=self.collate,
+            **self._loader_kwargs(),
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
         return [
@@ -162,8 +182,10 @@ class GlueDataModule(L.LightningDataModule):
     def _loader_kwargs(self) -> dict:
         # a generator of its own: creating an iterator then draws no number from the global RNG,
         # which dropout uses, so evaluating does not change the training that follows
-        return {"num_workers": self.num_workers,
-                "generator": torch.Generator().manual_seed(self.seed)}
+        return {
+            "num_workers": self.num_workers,
+            "generator": torch.Generator().manual_seed(self.seed),
+        }
 
     def steps_per_epoch(self, accumulate: int = 1) -> int:
         batches = -(-len(self.train_set) // self.batch_size)

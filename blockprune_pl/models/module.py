@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import random
 
-import numpy as np
-
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,8 +42,11 @@ def phased_linear_schedule(segments: list[tuple[int, float]], warmup_ratio: floa
 def rng_states() -> dict:
     """Global RNG states as tensors and plain data (checkpoints load with weights_only=True)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    states = {"torch": torch.get_rng_state(), "python": random.getstate(),
-              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+    states = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -60,8 +62,14 @@ def set_rng_states(states: dict) -> None:
 
 
 class GlueModule(L.LightningModule):
-    def __init__(self, model: nn.Module, task, optim, segments: list[tuple[int, float]],
-                 val_suffixes: list[str]):
+    def __init__(
+        self,
+        model: nn.Module,
+        task,
+        optim,
+        segments: list[tuple[int, float]],
+        val_suffixes: list[str],
+    ):
         super().__init__()
         self.model = model
         self.task, self.optim, self.segments = task, optim, segments
@@ -97,7 +105,9 @@ class GlueModule(L.LightningModule):
         self.log_dict(results, prog_bar=True)
         # only weights in their final shape compete for the best checkpoint
         self.log("val/select", main if self.selectable else float("-inf"))
-        self.history.append({"step": int(self.global_step), "selectable": self.selectable, **results})
+        self.history.append(
+            {"step": int(self.global_step), "selectable": self.selectable, **results}
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # dropout draws from the global RNGs: restoring them makes a resumed run continue exactly
@@ -113,11 +123,16 @@ class GlueModule(L.LightningModule):
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
         params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         groups = [
-            {"params": [p for n, p in params if not n.endswith(no_decay)],
-             "weight_decay": self.optim.weight_decay},
+            {
+                "params": [p for n, p in params if not n.endswith(no_decay)],
+                "weight_decay": self.optim.weight_decay,
+            },
             {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=self.optim.lr, eps=self.optim.adam_eps)
         schedule = phased_linear_schedule(self.segments, self.optim.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

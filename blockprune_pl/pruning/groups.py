@@ -91,7 +91,13 @@ class CoupledGroups:
     """`count` groups, group i spanning slice i of every member (e.g. one head or one neuron)."""
 
     def __init__(self, label: str, layer: int, kind: str, members: list[Member], count: int):
-        self.label, self.layer, self.kind, self.members, self.count = label, layer, kind, members, count
+        self.label, self.layer, self.kind, self.members, self.count = (
+            label,
+            layer,
+            kind,
+            members,
+            count,
+        )
         self.role = kind
         for m in members:
             if m.param.shape[m.dim] != count * m.width:
@@ -120,7 +126,9 @@ class CoupledGroups:
     def norms(self) -> Tensor:
         # one norm over the concatenated slices: vector_norm has a zero subgradient at zero,
         # where sqrt(sum of squares) would give NaN
-        return torch.linalg.vector_norm(torch.cat([self._grouped(m) for m in self.members], 1), dim=1)
+        return torch.linalg.vector_norm(
+            torch.cat([self._grouped(m) for m in self.members], 1), dim=1
+        )
 
     def expand(self, values: Tensor) -> dict[str, Tensor]:
         out = {}

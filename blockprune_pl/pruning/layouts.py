@@ -77,7 +77,9 @@ register_layout(
 
 def find_prunable(model: nn.Module, layout: Layout, roles=ROLES) -> list[PrunableLinear]:
     """Every nn.Linear of `model` whose name matches a role of `layout`, by layer then role."""
-    compiled = {role: re.compile(layout.patterns[role]) for role in roles if role in layout.patterns}
+    compiled = {
+        role: re.compile(layout.patterns[role]) for role in roles if role in layout.patterns
+    }
     found = []
     for name, module in model.named_modules():
         if not isinstance(module, nn.Linear):

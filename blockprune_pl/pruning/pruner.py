@@ -116,7 +116,9 @@ class BlockPruner:
             ]
         else:
             keep = keep_top(
-                torch.cat(scores), torch.cat([g.sizes() for g in self.groups]), density,
+                torch.cat(scores),
+                torch.cat([g.sizes() for g in self.groups]),
+                density,
                 torch.cat(self.keep),
             )
             self.keep = list(torch.split(keep, [len(g) for g in self.groups]))
@@ -174,7 +176,9 @@ class BlockPruner:
             diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
             raise ValueError(
                 "this checkpoint was pruned with different settings and cannot resume this run: "
-                + ", ".join(f"prune.{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items())
+                + ", ".join(
+                    f"prune.{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items()
+                )
             )
         labels = [g.label for g in self.groups]
         if list(state["alpha"]) != labels:

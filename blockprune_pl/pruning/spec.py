@@ -53,7 +53,9 @@ class PruneSpec:
     def from_dict(cls, d: dict) -> PruneSpec:
         """Build from a config mapping; keys that are not spec fields are ignored."""
         names = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+        return cls(
+            **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+        )
 
     @property
     def density(self) -> float:

@@ -27,9 +27,13 @@ def pruning_stats(model: nn.Module, prunables: list[PrunableLinear], num_heads: 
     heads = neurons = heads_total = neurons_total = 0
     for roles in by_layer.values():
         if all(r in roles for r in ("q", "k", "v", "attn_out")):
-            alive = sum(
-                _rows_alive(roles[r]).reshape(num_heads, -1).any(1).int() for r in ("q", "k", "v")
-            ) + _rows_alive(roles["attn_out"].T).reshape(num_heads, -1).any(1).int()
+            alive = (
+                sum(
+                    _rows_alive(roles[r]).reshape(num_heads, -1).any(1).int()
+                    for r in ("q", "k", "v")
+                )
+                + _rows_alive(roles["attn_out"].T).reshape(num_heads, -1).any(1).int()
+            )
             heads, heads_total = heads + int((alive > 0).sum()), heads_total + num_heads
         if "ffn_in" in roles and "ffn_out" in roles:
             alive = _rows_alive(roles["ffn_in"]) | _rows_alive(roles["ffn_out"].T)

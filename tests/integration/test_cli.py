@@ -13,8 +13,14 @@ from tests.conftest import ROOT, TINY_RUN
 
 def cli(*args, cwd=ROOT, timeout=300):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
-    return subprocess.run([sys.executable, "-m", "blockprune_pl", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "blockprune_pl", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cfg_job_prints_the_composed_config():
@@ -25,8 +31,11 @@ def test_cfg_job_prints_the_composed_config():
 
 def test_help_lists_the_config_groups():
     out = cli("--help")
-    assert out.returncode == 0 and "prune: bsp, dense" in out.stdout.replace("\n", " ") or \
-        all(g in out.stdout for g in ("model:", "task:", "prune:"))
+    assert (
+        out.returncode == 0
+        and "prune: bsp, dense" in out.stdout.replace("\n", " ")
+        or all(g in out.stdout for g in ("model:", "task:", "prune:"))
+    )
 
 
 def test_unknown_option_names_the_allowed_ones():
@@ -39,8 +48,13 @@ def test_hub_model_offline_fails_fast_without_a_deep_stack_trace(glue, tmp_path)
     env_home = {"HF_HOME": str(tmp_path)}
     os.environ.update(env_home)
     try:
-        out = cli("model=roberta", "task=mnli", f"task.data_dir={glue}",
-                  f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+        out = cli(
+            "model=roberta",
+            "task=mnli",
+            f"task.data_dir={glue}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            timeout=120,
+        )
     finally:
         os.environ.pop("HF_HOME")
     assert out.returncode != 0
@@ -48,9 +62,18 @@ def test_hub_model_offline_fails_fast_without_a_deep_stack_trace(glue, tmp_path)
 
 
 def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
-    out = cli("-m", f"task.data_dir={glue}", *TINY_RUN, "prune.phases.finetune=2",
-              "prune.phases.penalty=2", "prune.phases.retrain=2", "prune=bsp,tiles",
-              "prune.block=[8,8]", "prune.rate=2", f"hydra.sweep.dir={tmp_path}")
+    out = cli(
+        "-m",
+        f"task.data_dir={glue}",
+        *TINY_RUN,
+        "prune.phases.finetune=2",
+        "prune.phases.penalty=2",
+        "prune.phases.retrain=2",
+        "prune=bsp,tiles",
+        "prune.block=[8,8]",
+        "prune.rate=2",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     runs = sorted(p.parent for p in Path(tmp_path).glob("*/metrics.json"))
     assert len(runs) == 2 and any("prune=tiles" in r.name for r in runs)
@@ -60,9 +83,16 @@ def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
 def test_other_loggers_run_offline(glue, tmp_path, logger):
-    out = cli(f"task.data_dir={glue}", *TINY_RUN, f"logger={logger}", "prune.rate=2",
-              "prune.phases.finetune=2", "prune.phases.penalty=2", "prune.phases.retrain=2",
-              f"hydra.run.dir={tmp_path}")
+    out = cli(
+        f"task.data_dir={glue}",
+        *TINY_RUN,
+        f"logger={logger}",
+        "prune.rate=2",
+        "prune.phases.finetune=2",
+        "prune.phases.penalty=2",
+        "prune.phases.retrain=2",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "metrics.json").is_file()
     assert any((tmp_path / ("tensorboard" if logger == "tensorboard" else "wandb")).rglob("*"))

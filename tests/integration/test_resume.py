@@ -8,8 +8,14 @@ import torch
 from blockprune_pl import train
 
 # 64 rows / batch 16 = 4 steps an epoch; checkpoints at every epoch boundary
-RUN = ["prune.rate=4.0", "prune.phases.finetune=4", "prune.phases.penalty=8",
-       "prune.phases.retrain=8", "prune.reweight_every=3", "checkpoint_every_n_steps=4"]
+RUN = [
+    "prune.rate=4.0",
+    "prune.phases.finetune=4",
+    "prune.phases.penalty=8",
+    "prune.phases.retrain=8",
+    "prune.reweight_every=3",
+    "checkpoint_every_n_steps=4",
+]
 
 
 def pruner_state(ckpt_path):
@@ -30,7 +36,8 @@ def uninterrupted(glue, tmp_path_factory):
 
 @pytest.mark.parametrize("stop_step, phase", [(8, "penalty"), (16, "retrain")])
 def test_resume_mid_phase_restores_masks_alpha_and_weights_bit_for_bit(
-        uninterrupted, tiny_cfg, stop_step, phase):
+    uninterrupted, tiny_cfg, stop_step, phase
+):
     ckpt = uninterrupted / "checkpoints" / f"step{stop_step}.ckpt"
     assert ckpt.is_file()
     _, mid = pruner_state(ckpt)
@@ -49,7 +56,8 @@ def test_resume_mid_phase_restores_masks_alpha_and_weights_bit_for_bit(
 
 def test_resume_under_another_rate_is_refused(uninterrupted, tiny_cfg):
     ckpt = uninterrupted / "checkpoints" / "step8.ckpt"
-    cfg = tiny_cfg(*[r.replace("rate=4.0", "rate=2.0") for r in RUN], f"ckpt_path={ckpt}",
-                   out="wrong")
+    cfg = tiny_cfg(
+        *[r.replace("rate=4.0", "rate=2.0") for r in RUN], f"ckpt_path={ckpt}", out="wrong"
+    )
     with pytest.raises(ValueError, match="prune.rate: checkpoint 4.0 vs run 2.0"):
         train.run(cfg)

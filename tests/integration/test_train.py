@@ -17,8 +17,11 @@ def weights_of(cfg, results):
 def test_dense_tiny_fit_writes_metrics_json(tiny_cfg):
     cfg = tiny_cfg("prune=dense", "prune.phase_unit=epoch", "prune.phases.finetune=2")
     results = train.run(cfg)
-    saved = json.loads((cfg_path := (__import__("pathlib").Path(cfg.output_dir))).joinpath(
-        "metrics.json").read_text())
+    saved = json.loads(
+        (cfg_path := (__import__("pathlib").Path(cfg.output_dir)))
+        .joinpath("metrics.json")
+        .read_text()
+    )
     assert saved["final"] == results["final"] and "val/acc" in saved["final"]
     assert saved["steps"] == {"finetune": 8, "penalty": 0, "retrain": 0, "total": 8}
     assert saved["params"]["total"] > saved["params"]["encoder"] > 0
@@ -40,9 +43,13 @@ def test_every_prune_preset_runs_and_reaches_its_rate(tiny_cfg, preset):
     pruner_state = next(v for k, v in ckpt["callbacks"].items() if "PruningCallback" in k)["pruner"]
     assert pruner_state["pruned"] and pruner_state["density"] == 0.25
     # the saved final weights hold the zeros measured in metrics.json
-    kept = sum(int(torch.count_nonzero(v)) for k, v in state.items()
-               if k.endswith("weight") and "LayerNorm" not in k
-               and any(s in k for s in ("attention", "intermediate", "output.dense")))
+    kept = sum(
+        int(torch.count_nonzero(v))
+        for k, v in state.items()
+        if k.endswith("weight")
+        and "LayerNorm" not in k
+        and any(s in k for s in ("attention", "intermediate", "output.dense"))
+    )
     assert kept == stats["kept_prunable_params"]
 
 

@@ -13,10 +13,21 @@ pytestmark = pytest.mark.slow
 def test_minilm_prunes_a_few_hundred_sst2_rows_and_writes_metrics(glue, tmp_path):
     from tests.conftest import compose
 
-    cfg = compose([f"task.data_dir={glue}", "task.train_limit=256", "task.val_limit=128",
-                   "optim.lr=1e-4", "prune.rate=5.0", "prune.phase_unit=step",
-                   "prune.phases.finetune=8", "prune.phases.penalty=4", "prune.phases.retrain=4",
-                   "trainer.enable_progress_bar=false"], tmp_path)
+    cfg = compose(
+        [
+            f"task.data_dir={glue}",
+            "task.train_limit=256",
+            "task.val_limit=128",
+            "optim.lr=1e-4",
+            "prune.rate=5.0",
+            "prune.phase_unit=step",
+            "prune.phases.finetune=8",
+            "prune.phases.penalty=4",
+            "prune.phases.retrain=4",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path,
+    )
     results = train.run(cfg)
     saved = json.loads(Path(tmp_path, "metrics.json").read_text())
     assert saved["model"] == "minilm" and saved["params"]["total"] > 22_000_000

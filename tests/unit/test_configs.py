@@ -21,13 +21,25 @@ def test_every_option_of_every_group_composes(group, option, tmp_path):
 
 def test_nine_glue_tasks_and_required_models_exist():
     assert options("task") == sorted(
-        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"])
-    assert {"bert", "roberta", "distilbert", "minilm", "tiny_bert", "tiny_roberta",
-            "tiny_distilbert"} <= set(options("model"))
+        ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
+    )
+    assert {
+        "bert",
+        "roberta",
+        "distilbert",
+        "minilm",
+        "tiny_bert",
+        "tiny_roberta",
+        "tiny_distilbert",
+    } <= set(options("model"))
     assert {"dense", "bsp", "tiles", "neurons", "irregular", "magnitude"} <= set(options("prune"))
 
 
 def test_default_is_minilm_on_sst2_dense():
     cfg = compose([])
     assert (cfg.model.name, cfg.task.name, cfg.prune.geometry, cfg.prune.rate) == (
-        "minilm", "sst2", "bsp", 1.0)
+        "minilm",
+        "sst2",
+        "bsp",
+        1.0,
+    )

@@ -102,7 +102,9 @@ def test_wrong_schema_is_reported(tmp_path):
 
 def test_labels_out_of_range_are_reported(tmp_path):
     (tmp_path / "sst2").mkdir()
-    pq.write_table(pa.table({"sentence": ["a"], "label": [-1]}), tmp_path / "sst2" / "train.parquet")
+    pq.write_table(
+        pa.table({"sentence": ["a"], "label": [-1]}), tmp_path / "sst2" / "train.parquet"
+    )
     with pytest.raises(DataError, match=r"labels \[-1\] outside 0..1"):
         load_split(task_cfg("sst2", tmp_path), "train")
 

@@ -8,9 +8,14 @@ from blockprune_pl.models import build_model, load_tokenizer, resolve_name_or_pa
 from tests.conftest import compose
 
 
-@pytest.mark.parametrize("name, cls", [("tiny_bert", "BertForSequenceClassification"),
-                                       ("tiny_roberta", "RobertaForSequenceClassification"),
-                                       ("tiny_distilbert", "DistilBertForSequenceClassification")])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("tiny_bert", "BertForSequenceClassification"),
+        ("tiny_roberta", "RobertaForSequenceClassification"),
+        ("tiny_distilbert", "DistilBertForSequenceClassification"),
+    ],
+)
 def test_tiny_models_build_offline_and_run(name, cls):
     cfg = compose([f"model={name}"])
     tok = load_tokenizer(cfg.model)

@@ -7,8 +7,13 @@ from blockprune_pl.pruning.layouts import find_prunable, layout_for
 
 FAMILIES = {
     "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),
-    "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=64, max_position_embeddings=64),
+    "roberta": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    ),
     "distilbert": dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64),
 }
 
@@ -58,9 +63,9 @@ def test_achieved_rate_is_within_one_group_of_the_target(family, geometry, scope
 
 
 def _kept_weights(groups):
-    return torch.stack([
-        (p != 0).sum() for name, p in groups.params.items() if name.endswith("weight")
-    ])
+    return torch.stack(
+        [(p != 0).sum() for name, p in groups.params.items() if name.endswith("weight")]
+    )
 
 
 def test_neurons_remove_whole_heads_and_neurons_with_biases():

@@ -27,12 +27,22 @@ def test_cubic_density_goes_from_one_to_the_target():
 
 
 def test_phase_plan_in_epochs_and_dense_runs_skip_pruning_phases():
-    cfg = OmegaConf.create({"phase_unit": "epoch", "rate": 5.0,
-                            "phases": {"finetune": 1, "penalty": 0.5, "retrain": 2}})
+    cfg = OmegaConf.create(
+        {
+            "phase_unit": "epoch",
+            "rate": 5.0,
+            "phases": {"finetune": 1, "penalty": 0.5, "retrain": 2},
+        }
+    )
     plan = phase_plan(cfg, steps_per_epoch=10)
     assert plan == PhasePlan(10, 5, 20) and plan.prune_at == 15 and plan.total == 35
     assert [plan.phase(s) for s in (0, 9, 10, 14, 15)] == [
-        "finetune", "finetune", "penalty", "penalty", "retrain"]
+        "finetune",
+        "finetune",
+        "penalty",
+        "penalty",
+        "retrain",
+    ]
     cfg.rate = 1.0
     assert phase_plan(cfg, 10) == PhasePlan(10, 0, 0)
     cfg.phase_unit = "minute"
