@@ -116,7 +116,8 @@ def run(cfg: DictConfig) -> dict:
         default_root_dir=str(out_dir),
     )
     trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
-    if not module.history or module.history[-1]["step"] != trainer.global_step:
+    validated = [h["step"] for h in module.history if "tag" not in h]
+    if not validated or validated[-1] != trainer.global_step:
         trainer.validate(module, datamodule=data, verbose=False)
     # last.ckpt is the final state (masks, alpha, weights), whatever Lightning last saved
     final_ckpt = out_dir / "checkpoints" / "last.ckpt"
@@ -136,7 +137,10 @@ def run(cfg: DictConfig) -> dict:
 def _results(cfg, module, model, plan, checkpoint, started) -> dict:
     main = f"val/{cfg.task.main_metric}"
     selectable = [h for h in module.history if h["selectable"]]
-    dense = [h for h in module.history if h["step"] <= plan.finetune and plan.finetune > 0]
+    dense = [h for h in module.history if h.get("tag") == "dense"] or [
+        h for h in module.history if 0 < h["step"] <= plan.finetune and "tag" not in h
+    ]
+    before_prune = [h for h in module.history if h.get("tag") == "penalty"]
     prunables = find_prunable(model, layout_for(model.config.model_type), tuple(cfg.prune.roles))
     stats = pruning_stats(model, prunables, model.config.num_attention_heads)
     strip = lambda h: {k: v for k, v in h.items() if k.startswith("val/")}  # noqa: E731
@@ -146,9 +150,10 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
         "geometry": cfg.prune.geometry,
         "target_rate": float(cfg.prune.rate),
         "main_metric": main,
-        "final": strip(module.history[-1]),
+        "final": strip([h for h in module.history if "tag" not in h][-1]),
         "best": strip(max(selectable, key=lambda h: h[main])) if selectable else {},
         "dense": strip(dense[-1]) if dense else {},
+        "before_prune": strip(before_prune[-1]) if before_prune else {},
         "steps": {
             "finetune": plan.finetune,
             "penalty": plan.penalty,

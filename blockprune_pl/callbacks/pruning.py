@@ -118,11 +118,21 @@ class PruningCallback(L.Callback):
             if (step - plan.finetune) % self.prune_every == 0 and self.last_prune != step:
                 density = cubic_density(step, plan.finetune, plan.prune_at, self.final_density)
                 self._prune(trainer, density, step)
+        if step == plan.finetune and plan.finetune > 0 and plan.penalty > 0:
+            self._evaluate(trainer, pl_module, "dense", step)
         if step >= plan.prune_at and not self.is_final:
+            self._evaluate(trainer, pl_module, "dense" if plan.penalty == 0 else "penalty", step)
             self._prune(trainer, self.final_density, step)
         if pruner.is_pruned:
             pruner.apply_masks()
         pl_module.selectable = self.is_final
+
+    def _evaluate(self, trainer, pl_module, tag: str, step: int) -> None:
+        """The metric right before a transition: the dense model, and the model the penalty left."""
+        if step == 0 or any(h.get("tag") == tag for h in pl_module.history):
+            return
+        loaders = trainer.datamodule.val_dataloader() if trainer.datamodule else []
+        pl_module.evaluate(loaders, tag)
 
     def _prune(self, trainer, density: float, step: int) -> None:
         self.pruner.prune(density)

@@ -109,6 +109,27 @@ class GlueModule(L.LightningModule):
             {"step": int(self.global_step), "selectable": self.selectable, **results}
         )
 
+    @torch.no_grad()
+    def evaluate(self, loaders, tag: str) -> dict:
+        """Validation metrics now, outside Lightning's loop (e.g. right before hard pruning);
+        recorded in `history` under `tag`. Fresh metric objects, so the loop's are untouched."""
+        was_training = self.model.training
+        self.model.eval()
+        results = {}
+        for suffix, loader in zip(self.val_suffixes, loaders):
+            metrics = build_metrics(list(self.task.metrics), int(self.task.num_labels))
+            for batch in loader:
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                logits = self.model(**batch).logits
+                preds = logits.squeeze(-1) if self.regression else logits.argmax(-1)
+                metrics.update(preds.cpu(), batch["labels"].cpu())
+            results.update({f"val/{k}{suffix}": float(v) for k, v in metrics.compute().items()})
+        self.model.train(was_training)
+        self.history.append(
+            {"step": int(self.global_step), "selectable": False, "tag": tag, **results}
+        )
+        return results
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # dropout draws from the global RNGs: restoring them makes a resumed run continue exactly
         checkpoint["rng_states"] = rng_states()

@@ -1,5 +1,6 @@
 """The entry points as a user types them."""
 
+import csv
 import json
 import os
 import subprocess
@@ -79,6 +80,25 @@ def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
     assert len(runs) == 2 and any("prune=tiles" in r.name for r in runs)
     for run in runs:
         assert json.loads((run / "metrics.json").read_text())["target_rate"] == 2.0
+    (tmp_path / "broken" / ".hydra").mkdir(parents=True)
+    (tmp_path / "broken" / ".hydra" / "config.yaml").write_text("{}")
+    out = subprocess.run(
+        [sys.executable, "-m", "blockprune_pl.collect", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    table = (tmp_path / "results.md").read_text()
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert {r["geometry"] for r in rows} == {"bsp", "tiles"}
+    for row in rows:
+        saved = json.loads((tmp_path / row["run"] / "metrics.json").read_text())
+        assert float(row["value"]) == pytest.approx(saved["final"]["val/acc"])
+        assert float(row["drop"]) == pytest.approx(
+            saved["dense"]["val/acc"] - saved["final"]["val/acc"]
+        )
+    assert "broken" in table and (tmp_path / "metric_vs_rate_sst2.png").is_file()
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
