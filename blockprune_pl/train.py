@@ -128,6 +128,9 @@ def run(cfg: DictConfig) -> dict:
 
     results = _results(cfg, module, model, plan, checkpoint, started)
     results["checkpoints"]["last"] = str(final_ckpt)
+    results["world_size"] = trainer.world_size
+    if pruning is not None and pruning.ranks_agree is not None:
+        results["pruning"]["ranks_agree"] = pruning.ranks_agree
     if trainer.is_global_zero:
         write_json_atomic(metrics_path, results)
         print(summary(results, out_dir))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import lightning as L
+import torch
 
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 from blockprune_pl.pruning.masks import cubic_density
@@ -64,6 +65,7 @@ class PruningCallback(L.Callback):
         self.last_penalty = 0.0
         self._pending: dict | None = None
         self._handled_step = -1
+        self.ranks_agree: bool | None = None  # set once checked under DDP
 
     @property
     def final_density(self) -> float:
@@ -139,6 +141,24 @@ class PruningCallback(L.Callback):
         for optimizer in trainer.optimizers:
             self.pruner.mask_optimizer_state(optimizer)
         self.last_prune = step
+        self.check_ranks_agree(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        self.check_ranks_agree(trainer)
+
+    def check_ranks_agree(self, trainer) -> None:
+        """Under DDP every rank prunes its own copy: they must hold the same masks, alpha and
+        prunable weights, or the model silently diverges. Compare fingerprints across ranks."""
+        if trainer.world_size < 2:
+            return
+        mine = self.pruner.fingerprint()
+        every = trainer.strategy.all_gather(mine)
+        if not torch.equal(every, mine.expand_as(every)):
+            raise RuntimeError(
+                f"pruning state differs across DDP ranks at step {trainer.global_step}: "
+                f"fingerprints (keep, alpha, weights) {every.tolist()}"
+            )
+        self.ranks_agree = True
 
     def state_dict(self) -> dict:
         return {

@@ -159,6 +159,18 @@ class BlockPruner:
         """Per parameter name, the bool mask of kept weights (empty before pruning)."""
         return {name: mask for name, (_, mask) in self._masks.items()}
 
+    @torch.no_grad()
+    def fingerprint(self) -> Tensor:
+        """`(3,)` float64 summary of masks, alpha and weights, for cross-rank comparison."""
+        keep = sum(
+            float((k.double() * torch.arange(1, len(k) + 1, device=k.device)).sum())
+            for k in self.keep
+        )
+        alpha = sum(float(a.double().sum()) for a in self.alpha)
+        weights = sum(float(p.module.weight.double().sum()) for p in self.prunables)
+        device = self.prunables[0].module.weight.device
+        return torch.tensor([keep, alpha, weights], dtype=torch.float64, device=device)
+
     # --------------------------------------------------------------- state
     def state_dict(self) -> dict:
         labels = [g.label for g in self.groups]

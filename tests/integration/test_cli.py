@@ -116,3 +116,41 @@ def test_other_loggers_run_offline(glue, tmp_path, logger):
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "metrics.json").is_file()
     assert any((tmp_path / ("tensorboard" if logger == "tensorboard" else "wandb")).rglob("*"))
+
+
+def test_sweep_through_submitit_local_executor(glue, tmp_path):
+    out = cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        f"task.data_dir={glue}",
+        *TINY_RUN,
+        "prune=dense",
+        "prune.phases.finetune=2",
+        "seed=1,2",
+        f"hydra.sweep.dir={tmp_path}",
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list(Path(tmp_path).glob("*/metrics.json"))) == 2
+    assert any((tmp_path / ".submitit").rglob("*.pkl"))
+
+
+def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path):
+    out = cli(
+        f"task.data_dir={glue}",
+        *TINY_RUN,
+        "optim.batch_size=8",
+        "prune.rate=4",
+        "prune.phases.finetune=2",
+        "prune.phases.penalty=3",
+        "prune.phases.retrain=2",
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        f"hydra.run.dir={tmp_path}",
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["world_size"] == 2 and saved["pruning"]["ranks_agree"] is True
+    assert saved["pruning"]["achieved_rate"] == pytest.approx(4.0, abs=0.05)

@@ -19,6 +19,24 @@ def test_every_option_of_every_group_composes(group, option, tmp_path):
         assert cfg.prune.rate >= 1.0 and set(cfg.prune.phases) == {"finetune", "penalty", "retrain"}
 
 
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiments_compose_and_only_override(experiment, tmp_path):
+    cfg = compose([f"experiment={experiment}"], tmp_path)
+    assert cfg.model.name and cfg.task.name and cfg.prune.geometry
+    text = (CONF / "experiment" / f"{experiment}.yaml").read_text()
+    assert text.startswith("# @package _global_") and "defaults:" not in text
+
+
+def test_slurm_launcher_preset_composes():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1
+
+
 def test_nine_glue_tasks_and_required_models_exist():
     assert options("task") == sorted(
         ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"]
