@@ -1,7 +1,10 @@
-"""Export a run's final weights: `python -m blockprune_pl.export <run dir or .ckpt> --format hf`.
+"""Export a run's final weights: `python -m blockprune_pl.export <run dir or .ckpt> --format F`.
 
-`hf`: a plain Hugging Face folder (`save_pretrained`) with the pruned zeros in place, loadable
-by anyone with `AutoModelForSequenceClassification.from_pretrained`.
+- `hf`: a plain Hugging Face folder (`save_pretrained`) with the pruned zeros in place, loadable
+  by anyone with `AutoModelForSequenceClassification.from_pretrained`;
+- `compact`: empty heads and FFN neurons removed, a smaller dense model; per-layer widths are
+  saved in `compact.json` beside the weights, and `blockprune_pl.load_pruned` rebuilds it;
+- `onnx`: the compact model as ONNX (`model.onnx`), each layer's shape recorded in the graph.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from omegaconf import OmegaConf
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.models import build_model, load_tokenizer
 
-FORMATS = ("hf",)
+FORMATS = ("hf", "compact", "onnx")
+COMPACT_FILE = "compact.json"
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -56,12 +60,66 @@ def export(path: str | Path, out: str | Path, fmt: str = "hf") -> Path:
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
+    if fmt == "hf":
+        model.save_pretrained(partial)
+    else:
+        save_compact(model, partial)
+        if fmt == "onnx":
+            save_onnx(load_pruned(partial), partial / "model.onnx")
     tokenizer.save_pretrained(partial)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)  # whole folder or nothing
     return out
+
+
+def save_compact(model, folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    from blockprune_pl.pruning.compact import compact
+
+    folder.mkdir(parents=True, exist_ok=True)
+    widths = compact(model)
+    model.config.save_pretrained(folder)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors")
+    (folder / COMPACT_FILE).write_text(json.dumps({"layer_widths": widths}, indent=2))
+
+
+def load_pruned(path: str | Path):
+    """A ready `nn.Module` (eval mode) from an exported folder of any format."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from blockprune_pl.pruning.compact import apply_widths
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{path} is not an exported model folder (no config.json)")
+    if not (path / COMPACT_FILE).is_file():
+        return AutoModelForSequenceClassification.from_pretrained(path).eval()
+    widths = json.loads((path / COMPACT_FILE).read_text())["layer_widths"]
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
+    apply_widths(model, widths)
+    model.load_state_dict(load_file(path / "model.safetensors"))
+    return model.eval()
+
+
+def save_onnx(model, file: Path, seq: int = 16) -> None:
+    ids = torch.ones(1, seq, dtype=torch.long)
+    mask = torch.ones(1, seq, dtype=torch.long)
+    torch.onnx.export(
+        model,
+        (ids, mask),
+        str(file),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        dynamo=False,
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "seq"},
+            "attention_mask": {0: "batch", 1: "seq"},
+        },
+    )
 
 
 def main(argv=None) -> None:

@@ -1,27 +1,96 @@
+import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from blockprune_pl import train
+from blockprune_pl import load_pruned, train
 from blockprune_pl.export import export, load_run
 
+PHASES = ["prune.phases.finetune=2", "prune.phases.penalty=2", "prune.phases.retrain=2"]
 
-def test_hf_export_keeps_zeros_and_logits(tiny_cfg, tmp_path):
-    cfg = tiny_cfg(
-        "prune.rate=4.0",
-        "prune.phases.finetune=2",
-        "prune.phases.penalty=2",
-        "prune.phases.retrain=2",
+
+@pytest.fixture(scope="module")
+def runs(glue, tmp_path_factory):
+    from tests.conftest import TINY_RUN, compose
+
+    made = {}
+    for preset in ("bsp", "tiles", "neurons", "irregular"):
+        out = tmp_path_factory.mktemp(preset)
+        extra = ["prune.block=[8,8]"] if preset == "tiles" else []
+        cfg = compose(
+            [
+                f"task.data_dir={glue}",
+                *TINY_RUN,
+                f"prune={preset}",
+                "prune.rate=3.0",
+                *PHASES,
+                *extra,
+            ],
+            out,
+        )
+        made[preset] = (out, train.run(cfg))
+    return made
+
+
+def logits(model, tokenizer):
+    batch = tokenizer(
+        ["a fine film", "dull and long , but not bad"], padding=True, return_tensors="pt"
     )
-    results = train.run(cfg)
-    masked, tokenizer, _ = load_run(cfg.output_dir)
-    out = export(cfg.output_dir, tmp_path / "hf")
-    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
-    batch = tokenizer(["a fine film", "dull"], padding=True, return_tensors="pt")
     with torch.no_grad():
-        assert torch.equal(masked(**batch).logits, loaded(**batch).logits)
-    kept = sum(
-        int(torch.count_nonzero(m.weight))
-        for n, m in loaded.named_modules()
-        if isinstance(m, torch.nn.Linear) and "encoder" in n
-    )
-    assert kept == results["pruning"]["kept_prunable_params"]
+        return model(**batch).logits, batch
+
+
+@pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "irregular"])
+@pytest.mark.parametrize("fmt", ["hf", "compact"])
+def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path):
+    out_dir, results = runs[preset]
+    masked, tokenizer, _ = load_run(out_dir)
+    folder = export(out_dir, tmp_path / fmt, fmt)
+    loaded = load_pruned(folder)
+    expected, _ = logits(masked, tokenizer)
+    got, _ = logits(loaded, tokenizer)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)  # fp32 summation order
+    if fmt == "hf":
+        plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        assert torch.equal(logits(plain, tokenizer)[0], got)
+    if fmt == "compact" and preset == "neurons":
+        dense_params = sum(p.numel() for p in masked.parameters())
+        assert sum(p.numel() for p in loaded.parameters()) < dense_params
+
+
+def test_onnx_export_matches_torch(runs, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    out_dir, _ = runs["neurons"]
+    masked, tokenizer, _ = load_run(out_dir)
+    folder = export(out_dir, tmp_path / "onnx", "onnx")
+    expected, batch = logits(masked, tokenizer)
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    got = session.run(
+        None,
+        {
+            "input_ids": batch["input_ids"].numpy(),
+            "attention_mask": batch["attention_mask"].numpy(),
+        },
+    )[0]
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-4)
+
+
+def test_unknown_format_and_missing_checkpoint_are_named(tmp_path):
+    from blockprune_pl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no checkpoint at"):
+        export(tmp_path, tmp_path / "x", "hf")
+    with pytest.raises(ConfigError, match="'gathered' is not available"):
+        export(tmp_path, tmp_path / "x", "gathered")
+
+
+def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path):
+    from blockprune_pl.bench import bench, markdown
+
+    out_dir, _ = runs["neurons"]
+    folder = export(out_dir, tmp_path / "compact", "compact")
+    report = bench(folder, batches=[1, 2], seq=16, threads=[1], repeats=3, warmup=1)
+    assert len(report["results"]) == 2 and report["params"]["pruned"] < report["params"]["dense"]
+    assert report["encoder_linear_flop_ideal"] > 1.5
+    assert all(r["dense"]["median_ms"] > 0 and r["speedup"] > 0 for r in report["results"])
+    assert "| 1 | 2 | 16 |" in markdown(report)

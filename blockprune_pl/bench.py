@@ -1,0 +1,123 @@
+"""Dense vs exported model latency, side by side in one process:
+`python -m blockprune_pl.bench <exported folder> [--batch 1,32] [--seq 128] [--threads 1,2]`.
+
+The dense reference is the same architecture at full width (random weights: time does not
+depend on values). Prints a Markdown table and writes JSON (median and interquartile spread over
+`--repeats` timed runs after warm-up, parameter counts, bytes on disk, FLOP ideal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from blockprune_pl.export import load_pruned
+from blockprune_pl.io import write_json_atomic
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def encoder_linear_flops(model) -> int:
+    """Multiply-adds per token of the encoder Linears (what pruning can shrink)."""
+    return sum(
+        m.weight.numel()
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and ("encoder" in n or "transformer" in n)
+    )
+
+
+@torch.inference_mode()
+def latency(model, batch: int, seq: int, repeats: int, warmup: int) -> list[float]:
+    ids = torch.randint(1000, 2000, (batch, seq))
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    for _ in range(warmup):
+        model(input_ids=ids, attention_mask=mask)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench(path: str | Path, batches, seq: int, threads, repeats: int = 10, warmup: int = 3) -> dict:
+    path = Path(path)
+    pruned = load_pruned(path)
+    dense = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path)).eval()
+    dense_flops, pruned_flops = encoder_linear_flops(dense), encoder_linear_flops(pruned)
+    rows = []
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        for batch in batches:
+            stats = {}
+            for name, model in (("dense", dense), ("pruned", pruned)):
+                t = latency(model, batch, seq, repeats, warmup)
+                q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
+                stats[name] = {
+                    "median_ms": 1e3 * statistics.median(t),
+                    "iqr_ms": 1e3 * (q[2] - q[0]),
+                }
+            rows.append(
+                {
+                    "threads": n_threads,
+                    "batch": batch,
+                    "seq": seq,
+                    **stats,
+                    "speedup": stats["dense"]["median_ms"] / stats["pruned"]["median_ms"],
+                }
+            )
+    weights = path / "model.safetensors"
+    return {
+        "path": str(path),
+        "params": {
+            "dense": sum(p.numel() for p in dense.parameters()),
+            "pruned": sum(p.numel() for p in pruned.parameters()),
+        },
+        "bytes_on_disk": weights.stat().st_size if weights.is_file() else None,
+        "dense_bytes_fp32": 4 * sum(p.numel() for p in dense.parameters()),
+        "encoder_linear_flop_ideal": dense_flops / max(1, pruned_flops),
+        "results": rows,
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"ideal (encoder Linear FLOPs) {report['encoder_linear_flop_ideal']:.2f}x; "
+        f"params {report['params']['dense']:,} -> {report['params']['pruned']:,}",
+        "",
+        "| threads | batch | seq | dense ms | pruned ms | speedup |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['threads']} | {r['batch']} | {r['seq']} | "
+            f"{r['dense']['median_ms']:.1f} ± {r['dense']['iqr_ms']:.1f} | "
+            f"{r['pruned']['median_ms']:.1f} ± {r['pruned']['iqr_ms']:.1f} | "
+            f"{r['speedup']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m blockprune_pl.bench", description=__doc__)
+    parser.add_argument("path", help="a folder written by python -m blockprune_pl.export")
+    parser.add_argument("--batch", default="1,32", type=_ints)
+    parser.add_argument("--seq", default=128, type=int)
+    parser.add_argument("--threads", default="1,2", type=_ints)
+    parser.add_argument("--repeats", default=10, type=int)
+    parser.add_argument("--json", help="where to write the JSON (default: <path>/bench.json)")
+    args = parser.parse_args(argv)
+    report = bench(args.path, args.batch, args.seq, args.threads, args.repeats)
+    write_json_atomic(args.json or Path(args.path) / "bench.json", report)
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
