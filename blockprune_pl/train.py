@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -41,6 +42,40 @@ def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
     return PhasePlan(**steps)
 
 
+def check_checkpoint(path: str) -> None:
+    """Fail before any work on a checkpoint that cannot be resumed from."""
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ConfigError(
+            f"ckpt_path={path} is not a readable checkpoint (truncated or corrupt: {err}); "
+            "resume from another one, e.g. checkpoints/last.ckpt or a step*.ckpt of the run"
+        ) from err
+    missing = [k for k in ("state_dict", "global_step") if k not in ckpt]
+    if missing:
+        raise ConfigError(f"ckpt_path={path} is not a Lightning checkpoint (no {missing})")
+
+
+def check_wandb_credentials(logger_cfg) -> None:
+    """W&B online without an account would prompt or fail deep inside wandb: say so first."""
+    if not str(logger_cfg.get("_target_", "")).endswith("WandbLogger") or logger_cfg.get("offline"):
+        return
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return
+    if os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    raise ConfigError(
+        "logger=wandb is online but no W&B credentials were found (WANDB_API_KEY, ~/.netrc). "
+        "Fix: `wandb login`, or set WANDB_API_KEY, or log offline with WANDB_MODE=offline "
+        "(or logger.offline=true) and upload later with `wandb sync`."
+    )
+
+
 def run(cfg: DictConfig) -> dict:
     """Fine-tune (and prune) one model on one task; returns what metrics.json holds."""
     started = time.time()
@@ -51,6 +86,9 @@ def run(cfg: DictConfig) -> dict:
             f"{metrics_path} already holds results; refusing to overwrite them. Pick another "
             "output_dir (hydra.run.dir=...), or resume with ckpt_path=..."
         )
+    if cfg.get("ckpt_path"):
+        check_checkpoint(cfg.ckpt_path)
+    check_wandb_credentials(cfg.logger)
     spec = PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True)
 

@@ -86,6 +86,13 @@ class GlueModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.model(**batch).loss
+        if not torch.isfinite(loss):
+            # stop before the optimizer writes NaN into the weights; checkpoints stay good
+            raise FloatingPointError(
+                f"non-finite training loss {float(loss)} at optimizer step {self.global_step}: "
+                f"lower optim.lr (now {self.optim.lr}) or prune.lam, or enable gradient "
+                "clipping; resume from the last good checkpoint with ckpt_path=..."
+            )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
         return loss
 

@@ -34,7 +34,7 @@ def uninterrupted(glue, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("stop_step, phase", [(8, "penalty"), (16, "retrain")])
+@pytest.mark.parametrize("stop_step, phase", [(4, "finetune"), (12, "penalty"), (20, "retrain")])
 def test_resume_mid_phase_restores_masks_alpha_and_weights_bit_for_bit(
     uninterrupted, tiny_cfg, stop_step, phase
 ):
@@ -55,7 +55,7 @@ def test_resume_mid_phase_restores_masks_alpha_and_weights_bit_for_bit(
 
 
 def test_resume_under_another_rate_is_refused(uninterrupted, tiny_cfg):
-    ckpt = uninterrupted / "checkpoints" / "step8.ckpt"
+    ckpt = uninterrupted / "checkpoints" / "step12.ckpt"
     cfg = tiny_cfg(
         *[r.replace("rate=4.0", "rate=2.0") for r in RUN], f"ckpt_path={ckpt}", out="wrong"
     )
