@@ -10,7 +10,7 @@ from blockprune_pl import train
 # 64 rows / batch 16 = 4 steps an epoch; checkpoints at every epoch boundary
 RUN = [
     "prune.rate=4.0",
-    "prune.phases.finetune=4",
+    "prune.phases.finetune=8",
     "prune.phases.penalty=8",
     "prune.phases.retrain=8",
     "prune.reweight_every=3",
