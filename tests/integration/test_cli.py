@@ -115,7 +115,17 @@ def test_other_loggers_run_offline(glue, tmp_path, logger):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "metrics.json").is_file()
-    assert any((tmp_path / ("tensorboard" if logger == "tensorboard" else "wandb")).rglob("*"))
+    if logger == "tensorboard":
+        assert any((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
+        return
+    # an offline run that `wandb sync` can upload: the records hold the logged keys, and the
+    # heatmap image and per-layer density table are saved as media
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    records = next(run.glob("run-*.wandb")).read_bytes()
+    for key in (b"val/acc", b"prune/penalty", b"prune/frac_small", b"density/layer_0"):
+        assert key in records, key
+    assert any(run.rglob("media/images/block_norms/heatmap_*.png"))
+    assert any(run.rglob("media/table/density/per_layer_*.table.json"))
 
 
 def test_sweep_through_submitit_local_executor(glue, tmp_path):
