@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from blockprune_pl.callbacks import BlockNormLogger, PhasePlan, PruningCallback
+from blockprune_pl.callbacks.distill import DistillationCallback
 from blockprune_pl.data import GlueDataModule
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.io import write_json_atomic
@@ -145,6 +146,8 @@ def run(cfg: DictConfig) -> dict:
             int(cfg.prune.prune_every),
         )
         callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
+        if cfg.prune.distill.enabled:
+            callbacks.insert(0, DistillationCallback(cfg.prune.distill, plan.finetune, out_dir))
     trainer = instantiate(
         cfg.trainer,
         max_steps=plan.total,
@@ -195,6 +198,7 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
         "best": strip(max(selectable, key=lambda h: h[main])) if selectable else {},
         "dense": strip(dense[-1]) if dense else {},
         "before_prune": strip(before_prune[-1]) if before_prune else {},
+        "distill": OmegaConf.to_container(cfg.prune.distill, resolve=True),
         "steps": {
             "finetune": plan.finetune,
             "penalty": plan.penalty,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import lightning as L
 import numpy as np
@@ -80,12 +81,30 @@ class GlueModule(L.LightningModule):
         )
         self.selectable = True
         self.history: list[dict] = []  # one entry per validation: step + metrics
+        # a frozen teacher, set by the distillation callback; kept in a tuple so it is not a
+        # submodule: never trained, never saved inside this module's checkpoint
+        self._teacher: tuple = ()
+        self.distill = None  # the prune.distill config while a teacher is set
+
+    def set_teacher(self, teacher: nn.Module | None, distill=None) -> None:
+        if teacher is None:
+            self._teacher, self.distill = (), None
+            return
+        teacher.eval().requires_grad_(False)
+        self._teacher, self.distill = (teacher,), distill
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self._teacher[0] if self._teacher else None
 
     def forward(self, **batch):
         return self.model(**batch)
 
     def training_step(self, batch, batch_idx):
-        loss = self.model(**batch).loss
+        if self.teacher is not None:
+            loss = self._distilled_loss(batch)
+        else:
+            loss = self.model(**batch).loss
         if not torch.isfinite(loss):
             # stop before the optimizer writes NaN into the weights; checkpoints stay good
             raise FloatingPointError(
@@ -94,6 +113,32 @@ class GlueModule(L.LightningModule):
                 "clipping; resume from the last good checkpoint with ckpt_path=..."
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        return loss
+
+    def _distilled_loss(self, batch) -> torch.Tensor:
+        from blockprune_pl.distill import hidden_distillation, logit_distillation
+
+        d = self.distill
+        hidden = float(d.hidden_weight) > 0
+        out = self.model(**batch, output_hidden_states=hidden)
+        started = time.perf_counter()
+        with torch.no_grad():
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            teacher = self.teacher(**inputs, output_hidden_states=hidden)
+        size = batch["labels"].shape[0]
+        self.log("distill/teacher_ms", 1e3 * (time.perf_counter() - started), batch_size=size)
+        kd = logit_distillation(out.logits, teacher.logits, d.temperature, self.regression)
+        loss = (1 - float(d.alpha)) * out.loss + float(d.alpha) * kd
+        self.log("distill/kd_loss", kd, batch_size=size)
+        if hidden:
+            mask = batch.get("attention_mask")
+            hid = hidden_distillation(
+                out.hidden_states[1:],
+                teacher.hidden_states[1:],
+                mask.float() if mask is not None else None,
+            )
+            loss = loss + float(d.hidden_weight) * hid
+            self.log("distill/hidden_loss", hid, batch_size=size)
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
