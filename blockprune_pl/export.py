@@ -4,6 +4,9 @@
   by anyone with `AutoModelForSequenceClassification.from_pretrained`;
 - `compact`: empty heads and FFN neurons removed, a smaller dense model; per-layer widths are
   saved in `compact.json` beside the weights, and `blockprune_pl.load_pruned` rebuilds it;
+- `gathered`: for `bsp`/`tiles` runs, each pruned Linear stores only its kept blocks (values +
+  row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
+  the faster of dense and gathered on this machine is kept (measured once, in `gathered.json`);
 - `onnx`: the compact model as ONNX (`model.onnx`), each layer's shape recorded in the graph.
 """
 
@@ -20,8 +23,9 @@ from omegaconf import OmegaConf
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.models import build_model, load_tokenizer
 
-FORMATS = ("hf", "compact", "onnx")
+FORMATS = ("hf", "compact", "gathered", "onnx")
 COMPACT_FILE = "compact.json"
+GATHERED_FILE = "gathered.json"
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -56,12 +60,14 @@ def load_run(path: str | Path):
 def export(path: str | Path, out: str | Path, fmt: str = "hf") -> Path:
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not available; choose one of {list(FORMATS)}")
-    model, tokenizer, _ = load_run(path)
+    model, tokenizer, cfg = load_run(path)
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     if fmt == "hf":
         model.save_pretrained(partial)
+    elif fmt == "gathered":
+        save_gathered(model, cfg, partial)
     else:
         save_compact(model, partial)
         if fmt == "onnx":
@@ -86,6 +92,66 @@ def save_compact(model, folder: Path) -> None:
     (folder / COMPACT_FILE).write_text(json.dumps({"layer_widths": widths}, indent=2))
 
 
+def save_gathered(model, cfg, folder: Path) -> None:
+    import math
+
+    from safetensors.torch import save_file
+
+    from blockprune_pl.pruning import find_prunable, layout_for
+    from blockprune_pl.pruning.compact import _replace
+    from blockprune_pl.pruning.gathered import GatheredLinear, faster
+
+    geometry = cfg.prune.geometry
+    if geometry not in ("bsp", "tiles"):
+        raise ConfigError(f"--format gathered needs a bsp or tiles run, not geometry={geometry!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    layers = {}
+    for p in find_prunable(model, layout_for(model.config.model_type)):
+        in_features = p.module.in_features
+        width = (
+            math.ceil(in_features / cfg.prune.col_blocks)
+            if geometry == "bsp"
+            else cfg.prune.block[1]
+        )
+        gathered = GatheredLinear.from_linear(p.module, width)
+        choice = faster(p.module, gathered)
+        layers[p.name] = {
+            "choice": choice,
+            "col_width": width,
+            "rows": [int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks)],
+        }
+        if choice == "gathered":
+            _replace(model, p.name, gathered)
+    model.config.save_pretrained(folder)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors")
+    (folder / GATHERED_FILE).write_text(json.dumps({"layers": layers}, indent=2))
+
+
+def _gathered_shells(model, layers: dict) -> None:
+    """Empty GatheredLinears of the saved shapes, for the weights to be loaded into."""
+    from blockprune_pl.pruning.compact import _replace
+    from blockprune_pl.pruning.gathered import GatheredLinear
+
+    for name, spec in layers.items():
+        if spec["choice"] != "gathered":
+            continue
+        linear = model.get_submodule(name)
+        width = spec["col_width"]
+        rows = [torch.zeros(n, dtype=torch.int32) for n in spec["rows"]]
+        values = [
+            torch.zeros(n, min(width, linear.in_features - j * width))
+            for j, n in enumerate(spec["rows"])
+        ]
+        _replace(
+            model,
+            name,
+            GatheredLinear(
+                linear.in_features, linear.out_features, width, rows, values, linear.bias
+            ),
+        )
+
+
 def load_pruned(path: str | Path):
     """A ready `nn.Module` (eval mode) from an exported folder of any format."""
     from safetensors.torch import load_file
@@ -96,6 +162,11 @@ def load_pruned(path: str | Path):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path} is not an exported model folder (no config.json)")
+    if (path / GATHERED_FILE).is_file():
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
+        _gathered_shells(model, json.loads((path / GATHERED_FILE).read_text())["layers"])
+        model.load_state_dict(load_file(path / "model.safetensors"))
+        return model.eval()
     if not (path / COMPACT_FILE).is_file():
         return AutoModelForSequenceClassification.from_pretrained(path).eval()
     widths = json.loads((path / COMPACT_FILE).read_text())["layer_widths"]

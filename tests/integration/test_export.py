@@ -41,9 +41,11 @@ def logits(model, tokenizer):
 
 
 @pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "irregular"])
-@pytest.mark.parametrize("fmt", ["hf", "compact"])
+@pytest.mark.parametrize("fmt", ["hf", "compact", "gathered"])
 def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path):
     out_dir, results = runs[preset]
+    if fmt == "gathered" and preset not in ("bsp", "tiles"):
+        pytest.skip("gathered is for bsp and tiles runs")
     masked, tokenizer, _ = load_run(out_dir)
     folder = export(out_dir, tmp_path / fmt, fmt)
     loaded = load_pruned(folder)
@@ -80,8 +82,28 @@ def test_unknown_format_and_missing_checkpoint_are_named(tmp_path):
 
     with pytest.raises(ConfigError, match="no checkpoint at"):
         export(tmp_path, tmp_path / "x", "hf")
-    with pytest.raises(ConfigError, match="'gathered' is not available"):
-        export(tmp_path, tmp_path / "x", "gathered")
+    with pytest.raises(ConfigError, match="'sparse' is not available"):
+        export(tmp_path, tmp_path / "x", "sparse")
+
+
+@pytest.mark.parametrize("preset", ["bsp", "tiles"])
+def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_path):
+    from blockprune_pl.pruning.gathered import GatheredLinear
+
+    out_dir, results = runs[preset]
+    masked, tokenizer, _ = load_run(out_dir)
+    folder = export(out_dir, tmp_path / "gathered", "gathered")
+    loaded = load_pruned(folder)
+    torch.testing.assert_close(
+        logits(loaded, tokenizer)[0], logits(masked, tokenizer)[0], atol=1e-5, rtol=1e-5
+    )
+    # every layer forced to the gathered form computes the same, from kept values only
+    for name, module in masked.named_modules():
+        if isinstance(module, torch.nn.Linear) and "encoder" in name and "LayerNorm" not in name:
+            g = GatheredLinear.from_linear(module, 8 if preset == "tiles" else 4)
+            x = torch.randn(3, 5, module.in_features)
+            torch.testing.assert_close(g(x), module(x), atol=1e-5, rtol=1e-5)
+            assert g.kept_weights() == int(torch.count_nonzero(module.weight))
 
 
 def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path):

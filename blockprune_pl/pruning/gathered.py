@@ -1,0 +1,81 @@
+"""Block-sparse Linears that store only kept blocks and compute with dense GEMMs.
+
+For `bsp` (row segments) and `tiles`, group the kept blocks by column block j: the kept output
+rows `R_j` of that column slice form a dense `(len(R_j), c)` matrix, so
+`y = b + sum_j scatter_add(R_j, x[..., cols_j] @ V_j^T)`: one small dense GEMM per column block,
+no sparse kernel, and no gather of the input (each column block is a contiguous slice).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor, nn
+
+
+class GatheredLinear(nn.Module):
+    """Drop-in for an `nn.Linear` whose zeros come in whole `[r, c]` blocks (any `r`)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        col_width: int,
+        rows: list[Tensor],
+        values: list[Tensor],
+        bias: Tensor | None,
+    ):
+        super().__init__()
+        self.in_features, self.out_features, self.col_width = in_features, out_features, col_width
+        for j, (r, v) in enumerate(zip(rows, values)):
+            self.register_buffer(f"rows_{j}", r.to(torch.int32))
+            self.register_buffer(f"values_{j}", v.contiguous())
+        self.blocks = len(rows)
+        self.bias = (
+            nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
+        )
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, col_width: int) -> GatheredLinear:
+        w = linear.weight.detach()
+        rows, values = [], []
+        for start in range(0, w.shape[1], col_width):
+            block = w[:, start : start + col_width]
+            kept = (block != 0).any(1).nonzero().flatten()
+            rows.append(kept)
+            values.append(block[kept])
+        return cls(w.shape[1], w.shape[0], col_width, rows, values, linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.in_features)
+        out = flat.new_zeros(flat.shape[0], self.out_features)
+        for j in range(self.blocks):
+            rows = getattr(self, f"rows_{j}")
+            if rows.numel() == 0:
+                continue
+            part = flat[:, j * self.col_width : (j + 1) * self.col_width]
+            out.index_add_(1, rows, part @ getattr(self, f"values_{j}").T)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*lead, self.out_features)
+
+    def kept_weights(self) -> int:
+        return sum(getattr(self, f"values_{j}").numel() for j in range(self.blocks))
+
+
+def faster(linear: nn.Linear, gathered: GatheredLinear, tokens: int = 128, repeats: int = 5) -> str:
+    """'gathered' or 'dense', whichever runs this layer faster here (median of `repeats`)."""
+    x = torch.randn(tokens, linear.in_features, dtype=linear.weight.dtype)
+    timings = {}
+    with torch.inference_mode():
+        for name, module in (("dense", linear), ("gathered", gathered)):
+            module(x)
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                module(x)
+                samples.append(time.perf_counter() - start)
+            timings[name] = sorted(samples)[len(samples) // 2]
+    return min(timings, key=timings.get)

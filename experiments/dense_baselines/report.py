@@ -1,0 +1,19 @@
+"""Print the dense-baseline table from results/*.json (repo root: python experiments/dense_baselines/report.py)."""
+
+import json
+from pathlib import Path
+
+here = Path(__file__).parent
+print("| task | train rows | epochs | steps | validation metrics | wall time |")
+print("|---|---|---|---|---|---|")
+for task in ("sst2", "cola", "mrpc", "rte", "stsb"):
+    path = here / "results" / f"{task}.json"
+    if not path.is_file():
+        print(f"| {task} | not run | | | | |")
+        continue
+    m = json.loads(path.read_text())
+    cfg = m["config"]
+    metrics = ", ".join(f"{k.removeprefix('val/')} {100 * v:.2f}" for k, v in m["final"].items())
+    rows = m["steps"]["finetune"] * cfg["optim"]["batch_size"] / cfg["prune"]["phases"]["finetune"]
+    print(f"| {task} | ~{rows:.0f} | {cfg['prune']['phases']['finetune']} | "
+          f"{m['steps']['total']} | {metrics} | {m['wall_time_s'] / 60:.1f} min |")
