@@ -30,7 +30,9 @@ class BlockNormLogger(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
-        if step % self.every == 0 and step != self._logged:
+        # also one step before the hard prune: how far the penalty got
+        due = step % self.every == 0 or step + 1 == self.pruning.plan.prune_at
+        if due and step != self._logged:
             self._logged = step
             self.log_now(trainer, pl_module, images=(step // self.every) % self.images_every == 0)
 

@@ -22,3 +22,7 @@ run prox_lam10 prune=bsp prune.penalty_mode=proximal prune.lam=10 prune.reweight
 run prox_lam40 prune=bsp prune.penalty_mode=proximal prune.lam=40 prune.reweight_every=10
 run prox_lam40_cubic prune=bsp prune.penalty_mode=proximal prune.lam=40 prune.reweight_every=10 \
   prune.schedule=cubic prune.prune_every=5
+run prox_lam3 prune=bsp prune.penalty_mode=proximal prune.lam=3 prune.reweight_every=10
+run prox_lam3_cubic prune=bsp prune.penalty_mode=proximal prune.lam=3 prune.reweight_every=10 \
+  prune.schedule=cubic prune.prune_every=5
+run magnitude_cubic prune=magnitude prune.schedule=cubic prune.prune_every=5
