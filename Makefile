@@ -3,7 +3,7 @@ GLUE ?= $(abspath ../shared/data/glue)
 # The paper pipeline at rate 5, sized to finish in about 15 minutes on 2 CPU cores.
 RUN_ARGS ?= prune.rate=5.0 task.train_limit=4000 optim.lr=1e-4
 
-.PHONY: install run test test-fast lint
+.PHONY: install run test test-fast lint sweep bench
 
 install: .venv/.installed
 
@@ -28,3 +28,14 @@ test-fast: install
 lint: install
 	$(PY) -m ruff check blockprune_pl tests
 	$(PY) -m ruff format --check blockprune_pl tests
+
+# The CPU quick grid (MiniLM x 5 tasks x rate {1,2,5} x {bsp, magnitude}), then its table.
+sweep: install
+	HF_HUB_OFFLINE=1 $(PY) -m blockprune_pl -m experiment=quick_grid task.data_dir=$(GLUE)
+	$(PY) -m blockprune_pl.collect multirun/quick_grid
+
+# Export a run (RUN_DIR=outputs/...) in FORMAT (compact, gathered) and time it against dense.
+FORMAT ?= compact
+bench: install
+	$(PY) -m blockprune_pl.export $(RUN_DIR) --format $(FORMAT) --out $(RUN_DIR)/export_$(FORMAT)
+	$(PY) -m blockprune_pl.bench $(RUN_DIR)/export_$(FORMAT) --batch 1,32 --seq 128 --threads 1,2
