@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from blockprune_pl import train
+from blockprune_pl import train  # also registers the config resolvers
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

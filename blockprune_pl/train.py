@@ -20,6 +20,9 @@ from blockprune_pl.errors import ConfigError
 from blockprune_pl.io import write_json_atomic
 from blockprune_pl.models import GlueModule, build_model, load_tokenizer
 from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for, pruning_stats
+from blockprune_pl.resolvers import register as register_resolvers
+
+register_resolvers()
 
 PHASE_UNITS = ("epoch", "step")
 

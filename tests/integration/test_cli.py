@@ -122,7 +122,13 @@ def test_other_loggers_run_offline(glue, tmp_path, logger):
     # heatmap image and per-layer density table are saved as media
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     records = next(run.glob("run-*.wandb")).read_bytes()
-    for key in (b"val/acc", b"prune/penalty", b"prune/frac_small", b"density/layer_0"):
+    for key in (
+        b"val/acc",
+        b"prune/penalty",
+        b"prune/frac_small",
+        b"density/layer_0",
+        b"sst2-tiny_bert",
+    ):  # the last: the run's W&B group
         assert key in records, key
     assert any(run.rglob("media/images/block_norms/heatmap_*.png"))
     assert any(run.rglob("media/table/density/per_layer_*.table.json"))
