@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 GLUE ?= $(abspath ../shared/data/glue)
 # The paper pipeline at rate 5, sized to finish in about 15 minutes on 2 CPU cores.
-RUN_ARGS ?= prune.rate=5.0 task.train_limit=4000 optim.lr=1e-4
+RUN_ARGS ?= prune.rate=5.0 task.train_limit=4000 optim.lr=1e-4 prune.phases.retrain=2
 
 .PHONY: install run test test-fast lint sweep bench
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 GLUE=${GLUE:-$(cd ../shared/data/glue && pwd)}
 OUT=${OUT:-outputs/dense_baselines}
-declare -A EPOCHS=([sst2]=1 [cola]=3 [mrpc]=3 [rte]=3 [stsb]=3)
+SMALL=${SMALL_EPOCHS:-3}  # epochs for the small tasks
+declare -A EPOCHS=([sst2]=1 [cola]=$SMALL [mrpc]=$SMALL [rte]=$SMALL [stsb]=$SMALL)
 tasks=("$@")
 [ ${#tasks[@]} -gt 0 ] || tasks=(sst2 cola mrpc rte stsb)
 for task in "${tasks[@]}"; do
