@@ -80,6 +80,43 @@ def check_wandb_credentials(logger_cfg) -> None:
     )
 
 
+def build_callbacks(cfg, spec: PruneSpec, plan: PhasePlan, out_dir: Path):
+    """Checkpointing always; pruning, block-norm logging and distillation when rate > 1."""
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        monitor="val/select",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        filename="best-step{step}",
+        auto_insert_metric_name=False,
+    )
+    callbacks = [checkpoint]
+    if cfg.get("checkpoint_every_n_steps"):  # periodic checkpoints, all kept: pre-emption safety
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=out_dir / "checkpoints",
+                save_top_k=-1,
+                every_n_train_steps=int(cfg.checkpoint_every_n_steps),
+                filename="step{step}",
+                auto_insert_metric_name=False,
+            )
+        )
+    pruning = None
+    if spec.rate > 1.0:
+        pruning = PruningCallback(
+            spec,
+            plan,
+            int(cfg.prune.reweight_every),
+            cfg.prune.schedule,
+            int(cfg.prune.prune_every),
+        )
+        callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
+        if cfg.prune.distill.enabled:
+            callbacks.insert(0, DistillationCallback(cfg.prune.distill, plan.finetune, out_dir))
+    return callbacks, checkpoint, pruning
+
+
 def run(cfg: DictConfig) -> dict:
     """Fine-tune (and prune) one model on one task; returns what metrics.json holds."""
     started = time.time()
@@ -119,38 +156,7 @@ def run(cfg: DictConfig) -> dict:
     module = GlueModule(
         model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0], data.val_suffixes
     )
-    checkpoint = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints",
-        monitor="val/select",
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        filename="best-step{step}",
-        auto_insert_metric_name=False,
-    )
-    callbacks = [checkpoint]
-    if cfg.get("checkpoint_every_n_steps"):  # periodic checkpoints, all kept: pre-emption safety
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=out_dir / "checkpoints",
-                save_top_k=-1,
-                every_n_train_steps=int(cfg.checkpoint_every_n_steps),
-                filename="step{step}",
-                auto_insert_metric_name=False,
-            )
-        )
-    pruning = None
-    if spec.rate > 1.0:
-        pruning = PruningCallback(
-            spec,
-            plan,
-            int(cfg.prune.reweight_every),
-            cfg.prune.schedule,
-            int(cfg.prune.prune_every),
-        )
-        callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
-        if cfg.prune.distill.enabled:
-            callbacks.insert(0, DistillationCallback(cfg.prune.distill, plan.finetune, out_dir))
+    callbacks, checkpoint, pruning = build_callbacks(cfg, spec, plan, out_dir)
     trainer = instantiate(
         cfg.trainer,
         max_steps=plan.total,

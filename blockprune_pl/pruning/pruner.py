@@ -209,7 +209,7 @@ def _device(g) -> torch.device:
 
 def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[CoupledGroups]:
     """Per layer: one CoupledGroups of heads, one of FFN neurons."""
-    by_layer: dict[int, dict[str, nn.Linear]] = {}
+    by_layer: dict[int, dict[str, tuple[str, nn.Linear]]] = {}
     for p in prunables:
         by_layer.setdefault(p.layer, {})[p.role] = (p.name, p.module)
     groups = []
