@@ -170,3 +170,13 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["world_size"] == 2 and saved["pruning"]["ranks_agree"] is True
     assert saved["pruning"]["achieved_rate"] == pytest.approx(4.0, abs=0.05)
+
+
+def test_console_script_runs_hydra_and_subcommands(tmp_path):
+    exe = Path(sys.executable).with_name("blockprune")
+    out = subprocess.run([str(exe), "--cfg", "job"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "geometry: bsp" in out.stdout
+    out = subprocess.run(
+        [str(exe), "collect", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and "0 runs" in out.stdout
