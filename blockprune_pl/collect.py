@@ -72,7 +72,7 @@ def collect(root: str | Path) -> tuple[list[dict], list[str]]:
         )
     done = {r for r, _ in runs}
     incomplete = sorted(
-        str(p.parent.relative_to(root))
+        str(p.parent.parent.relative_to(root))
         for p in root.rglob(".hydra/config.yaml")
         if p.parent.parent not in done
     )

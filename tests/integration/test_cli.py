@@ -98,7 +98,7 @@ def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
         assert float(row["drop"]) == pytest.approx(
             saved["dense"]["val/acc"] - saved["final"]["val/acc"]
         )
-    assert "broken" in table and (tmp_path / "metric_vs_rate_sst2.png").is_file()
+    assert "\n- broken\n" in table and (tmp_path / "metric_vs_rate_sst2.png").is_file()
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
