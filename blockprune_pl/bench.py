@@ -25,12 +25,25 @@ def _ints(text: str) -> list[int]:
 
 
 def encoder_linear_flops(model) -> int:
-    """Multiply-adds per token of the encoder Linears (what pruning can shrink)."""
-    return sum(
-        m.weight.numel()
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and ("encoder" in n or "transformer" in n)
-    )
+    """Multiply-adds per token of the encoder Linears (what pruning can shrink): the weights a
+    dense Linear holds, the kept block values of a gathered one."""
+    from blockprune_pl.pruning.gathered import GatheredLinear
+
+    total = 0
+    for name, module in model.named_modules():
+        if "encoder" not in name and "transformer" not in name:
+            continue
+        if isinstance(module, GatheredLinear):
+            total += module.kept_weights()
+        elif isinstance(module, torch.nn.Linear):
+            total += module.weight.numel()
+    return total
+
+
+def stored_values(model) -> int:
+    """Parameters plus packed block values (buffers of gathered Linears)."""
+    packed = sum(b.numel() for n, b in model.named_buffers() if ".values_" in n)
+    return sum(p.numel() for p in model.parameters()) + packed
 
 
 @torch.inference_mode()
@@ -78,7 +91,7 @@ def bench(path: str | Path, batches, seq: int, threads, repeats: int = 10, warmu
         "path": str(path),
         "params": {
             "dense": sum(p.numel() for p in dense.parameters()),
-            "pruned": sum(p.numel() for p in pruned.parameters()),
+            "pruned": stored_values(pruned),
         },
         "bytes_on_disk": weights.stat().st_size if weights.is_file() else None,
         "dense_bytes_fp32": 4 * sum(p.numel() for p in dense.parameters()),

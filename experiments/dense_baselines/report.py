@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 here = Path(__file__).parent
 print("| task | train rows | epochs | steps | validation metrics | wall time |")
 print("|---|---|---|---|---|---|")
@@ -14,6 +16,7 @@ for task in ("sst2", "cola", "mrpc", "rte", "stsb"):
     m = json.loads(path.read_text())
     cfg = m["config"]
     metrics = ", ".join(f"{k.removeprefix('val/')} {100 * v:.2f}" for k, v in m["final"].items())
-    rows = m["steps"]["finetune"] * cfg["optim"]["batch_size"] / cfg["prune"]["phases"]["finetune"]
-    print(f"| {task} | ~{rows:.0f} | {cfg['prune']['phases']['finetune']} | "
+    split = Path(cfg["task"]["data_dir"]) / task / "train.parquet"
+    rows = pq.read_metadata(split).num_rows if split.is_file() else "?"
+    print(f"| {task} | {rows} | {cfg['prune']['phases']['finetune']} | "
           f"{m['steps']['total']} | {metrics} | {m['wall_time_s'] / 60:.1f} min |")

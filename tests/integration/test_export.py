@@ -123,3 +123,16 @@ def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path):
     assert report["encoder_linear_flop_ideal"] > 1.5
     assert all(r["dense"]["median_ms"] > 0 and r["speedup"] > 0 for r in report["results"])
     assert "| 1 | 2 | 16 |" in markdown(report)
+
+
+def test_bench_counts_gathered_flops_and_packed_values(runs, tmp_path):
+    from blockprune_pl.bench import encoder_linear_flops, stored_values
+
+    out_dir, results = runs["bsp"]
+    masked, _, _ = load_run(out_dir)
+    gathered = load_pruned(export(out_dir, tmp_path / "g", "gathered"))
+    kept = results["pruning"]["kept_prunable_params"]
+    assert encoder_linear_flops(gathered) == kept
+    assert encoder_linear_flops(masked) == results["pruning"]["prunable_params"]
+    packed = stored_values(gathered) - sum(p.numel() for p in gathered.parameters())
+    assert packed == kept
