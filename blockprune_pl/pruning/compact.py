@@ -74,8 +74,10 @@ def compact(model: nn.Module) -> dict[str, dict[str, int]]:
     """Shrink `model` in place; returns `layer_widths` {layer: {"heads": n, "ffn": m}}."""
     head_size = model.config.hidden_size // model.config.num_attention_heads
     widths = {}
+    # one scan: each layer's Linears are replaced only while that layer is processed
+    layers = _by_layer(model)
     for layer, units in kept_units(model).items():
-        roles = _by_layer(model)[layer]
+        roles = layers[layer]
         rows = torch.tensor([h * head_size + j for h in units["heads"] for j in range(head_size)])
         for role in ("q", "k", "v"):
             _replace(model, roles[role][0], _sliced(roles[role][1], rows=rows))
