@@ -82,6 +82,8 @@ class PruningCallback(L.Callback):
             self._load(self._pending)
 
     def on_train_start(self, trainer, pl_module):
+        # setup() and a resume ran before the model moved to its device
+        self.pruner.follow_params()
         self._advance(trainer, pl_module)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):

@@ -43,6 +43,15 @@ class BlockPruner:
         self.keep = [torch.ones(len(g), dtype=torch.bool, device=_device(g)) for g in self.groups]
         return self
 
+    def follow_params(self) -> BlockPruner:
+        """Move alpha, keep flags and masks to the device of the weights they belong to (call
+        after the model moved, e.g. to a GPU: prepare() and load_state_dict() ran before)."""
+        self.alpha = [a.to(_device(g)) for a, g in zip(self.alpha, self.groups)]
+        self.keep = [k.to(_device(g)) for k, g in zip(self.keep, self.groups)]
+        if self._masks:
+            self._build_masks()
+        return self
+
     def _block_groups(self, p: PrunableLinear) -> BlockGroups:
         out_features, in_features = p.module.weight.shape
         if self.spec.geometry == "bsp":

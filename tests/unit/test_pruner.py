@@ -215,3 +215,31 @@ def test_spec_rejects_bad_values_naming_them(kw, match):
 def test_block_larger_than_a_matrix_is_refused():
     with pytest.raises(ValueError, match=r"prune.block=\[64, 64\] does not fit .*\(32, 32\)"):
         prepared("tiles", block=(64, 64))
+
+
+@pytest.mark.parametrize("geometry", ["bsp", "neurons"])
+def test_alpha_and_keep_follow_the_weights_to_their_device(geometry, monkeypatch):
+    # Lightning moves the model to the GPU after the callback prepared (or restored) the pruner;
+    # with no second device here, the weights' device is reported as "meta"
+    import blockprune_pl.pruning.pruner as pruner_module
+
+    _, pruner = prepared(geometry, rate=4.0)
+    monkeypatch.setattr(pruner_module, "_device", lambda group: torch.device("meta"))
+    pruner.follow_params()
+    assert {t.device.type for t in [*pruner.alpha, *pruner.keep]} == {"meta"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("geometry", ["bsp", "neurons"])
+def test_masks_follow_the_model_to_the_gpu(geometry):
+    model, pruner = prepared(geometry, rate=4.0)
+    pruner.prune(0.25)
+    model.cuda()
+    pruner.follow_params()
+    state = [*pruner.alpha, *pruner.keep, *pruner.masks().values()]
+    assert {t.device.type for t in state} == {"cuda"}
+    for param, mask in pruner._masks.values():
+        param.data.normal_()
+        pruner.apply_masks()
+        assert bool((param[~mask] == 0).all())
+    assert float(pruner.penalty()) > 0
