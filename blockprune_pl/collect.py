@@ -1,15 +1,18 @@
-"""Turn a folder of runs into a paper-style table: `python -m blockprune_pl.collect <dir>`.
+"""Turn folders of runs into a paper-style table: `python -m blockprune_pl.collect <dir>...`.
 
-Reads every `metrics.json` under the folder and writes `results.md`, `results.csv` and
+Reads every `metrics.json` under the folders and writes `results.md`, `results.csv` and
 `metric_vs_rate_<task>.png`: one row per run (model, task, geometry, rate), its main metric, the
 drop against the matching dense run (same model and task, rate 1; else the run's own dense-phase
-value), achieved rate and parameter counts. Runs without metrics.json are listed as incomplete.
+value), achieved rate, parameter counts and, where the run benchmarked its export, the speedup.
+Runs without metrics.json are listed as incomplete. `--heatmap RUN` also draws that run's
+density per layer over its optimizer steps (`density_heatmap.png`, from its CSV log).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 from pathlib import Path
 
@@ -28,6 +31,7 @@ COLUMNS = [
     "prunable",
     "total_params",
     "steps",
+    "speedup",
     "run",
 ]
 
@@ -36,17 +40,42 @@ def method_of(m: dict) -> str:
     prune = m["config"]["prune"]
     if m["target_rate"] == 1.0:
         return "dense"
-    if not prune["penalty"]:
-        return "magnitude"
-    return f"{prune['penalty_mode']} lam={prune['lam']:g}"
+    method = (
+        "magnitude" if not prune["penalty"] else f"{prune['penalty_mode']} lam={prune['lam']:g}"
+    )
+    if (m.get("distill") or {}).get("enabled"):
+        method += " +kd"
+    return method
 
 
-def collect(root: str | Path) -> tuple[list[dict], list[str]]:
-    root = Path(root)
-    runs = [(p.parent, json.loads(p.read_text())) for p in sorted(root.rglob("metrics.json"))]
-    dense = {(m["model"], m["task"]): m for _, m in runs if m["target_rate"] == 1.0}
+def _speedup(m: dict) -> float | None:
+    """The bench's speedup at batch 1 (the first thread count), when the run recorded one."""
+    rows = (m.get("bench") or {}).get("results") or []
+    at_b1 = [r for r in rows if r.get("batch") == 1] or rows
+    return at_b1[0].get("speedup") if at_b1 else None
+
+
+def _runs(roots: list[Path], only: list[str]) -> list[tuple[Path, str, dict]]:
+    runs = []
+    for root in roots:
+        for p in sorted(root.rglob("metrics.json")):
+            name = str(p.parent.relative_to(root))
+            if only and not any(fnmatch.fnmatch(name, pattern) for pattern in only):
+                continue
+            runs.append((p.parent, name, json.loads(p.read_text())))
+    return runs
+
+
+def collect(
+    roots: str | Path | list, only: list[str] | None = None
+) -> tuple[list[dict], list[str]]:
+    """Rows for every run under `roots` (a folder or several) whose path relative to its folder
+    matches one of the `only` glob patterns (all runs when none are given)."""
+    roots = [Path(r) for r in (roots if isinstance(roots, list) else [roots])]
+    runs = _runs(roots, only or [])
+    dense = {(m["model"], m["task"]): m for _, _, m in runs if m["target_rate"] == 1.0}
     rows = []
-    for run_dir, m in runs:
+    for _, name, m in runs:
         main = m["main_metric"]
         value = m["final"].get(main)
         ref = dense.get((m["model"], m["task"]))
@@ -67,14 +96,20 @@ def collect(root: str | Path) -> tuple[list[dict], list[str]]:
                 "prunable": m["pruning"]["prunable_params"],
                 "total_params": m["params"]["total"],
                 "steps": m["steps"]["total"],
-                "run": str(run_dir.relative_to(root)),
+                "speedup": _speedup(m),
+                "run": name,
             }
         )
-    done = {r for r, _ in runs}
+    done = {r for r, _, _ in runs}
     incomplete = sorted(
         str(p.parent.parent.relative_to(root))
+        for root in roots
         for p in root.rglob(".hydra/config.yaml")
         if p.parent.parent not in done
+        and (
+            not only
+            or any(fnmatch.fnmatch(str(p.parent.parent.relative_to(root)), o) for o in only)
+        )
     )
     rows.sort(key=lambda r: (r["model"], r["task"], r["geometry"], r["method"], r["rate"]))
     return rows, incomplete
@@ -114,12 +149,16 @@ def _plots(rows: list[dict], out: Path) -> None:
     for task in sorted({r["task"] for r in rows}):
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         mine = [r for r in rows if r["task"] == task and r["value"] is not None]
-        for method in sorted({r["method"] for r in mine if r["method"] != "dense"}):
-            pts = sorted((r["rate"], r["value"]) for r in mine if r["method"] == method)
-            ax.plot(*zip(*pts), marker="o", label=method)
-        for r in mine:
-            if r["method"] == "dense":
-                ax.axhline(r["value"], color="gray", linestyle="--", label="dense")
+        lines = sorted({(r["geometry"], r["method"]) for r in mine if r["method"] != "dense"})
+        for geometry, method in lines:
+            pts = sorted(
+                (r["rate"], r["value"])
+                for r in mine
+                if (r["geometry"], r["method"]) == (geometry, method)
+            )
+            ax.plot(*zip(*pts), marker="o", label=f"{geometry} {method}")
+        for value in sorted({r["value"] for r in mine if r["method"] == "dense"}):
+            ax.axhline(value, color="gray", linestyle="--", label="dense")
         ax.set_xlabel("compression rate")
         ax.set_ylabel(mine[0]["metric"] if mine else "")
         ax.set_title(task)
@@ -129,15 +168,70 @@ def _plots(rows: list[dict], out: Path) -> None:
         plt.close(fig)
 
 
+def density_heatmap(run: str | Path, out: Path) -> Path:
+    """`density_heatmap.png`: the density of every layer (rows) at each logged optimizer step
+    (columns) of one run, read from its CSV log (`logger=csv`, the default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    logs = sorted(Path(run).glob("csv/version_*/metrics.csv"))
+    if not logs:
+        raise SystemExit(
+            f"--heatmap {run}: no csv/version_*/metrics.csv there; the heatmap reads the CSV "
+            "log of a run made with logger=csv (the default)"
+        )
+    with open(logs[-1]) as f:
+        logged = [r for r in csv.DictReader(f) if r.get("density/layer_0")]
+    if not logged:
+        raise SystemExit(f"--heatmap {run}: its CSV log holds no density/layer_* values")
+    layers = sorted(
+        (k for k in logged[0] if k.startswith("density/layer_")),
+        key=lambda k: int(k.rsplit("_", 1)[1]),
+    )
+    grid = [[float(r[k]) for r in logged] for k in layers]
+    steps = [int(float(r["step"])) for r in logged]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(layers) + 1.5))
+    image = ax.imshow(grid, aspect="auto", vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+    ticks = range(0, len(steps), max(1, len(steps) // 8))
+    ax.set_xticks(list(ticks), [str(steps[i]) for i in ticks])
+    ax.set_yticks(range(len(layers)), [k.rsplit("_", 1)[1] for k in layers])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("layer")
+    ax.set_title(f"density per layer: {Path(run).name}"[:80], fontsize=8)
+    fig.colorbar(image, ax=ax, label="kept fraction")
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "density_heatmap.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m blockprune_pl.collect", description=__doc__)
-    parser.add_argument("root", help="a multirun folder (or any folder of runs)")
-    parser.add_argument("--out", help="where to write results (default: the folder itself)")
+    parser.add_argument("roots", nargs="+", help="multirun folders (or any folders of runs)")
+    parser.add_argument("--out", help="where to write results (default: the first folder)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="keep runs whose path inside its folder matches this glob (repeatable)",
+    )
+    parser.add_argument("--heatmap", help="a run (its path inside the first folder, or any path)")
     args = parser.parse_args(argv)
-    rows, incomplete = collect(args.root)
-    out = Path(args.out or args.root)
+    roots = [Path(r) for r in args.roots]
+    for root in roots:
+        if not root.is_dir():
+            raise SystemExit(f"{root}: not a folder of runs")
+    rows, incomplete = collect(roots, args.only)
+    out = Path(args.out or roots[0])
     write(rows, incomplete, out)
     print(f"{len(rows)} runs, {len(incomplete)} incomplete -> {out / 'results.md'}")
+    if args.heatmap:
+        run = roots[0] / args.heatmap if (roots[0] / args.heatmap).is_dir() else Path(args.heatmap)
+        print(f"density heatmap -> {density_heatmap(run, out)}")
 
 
 if __name__ == "__main__":

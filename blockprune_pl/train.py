@@ -129,6 +129,7 @@ def run(cfg: DictConfig) -> dict:
         )
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
+    check_export(cfg.get("export"))
     check_wandb_credentials(cfg.logger)
     spec = PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True)
@@ -182,9 +183,46 @@ def run(cfg: DictConfig) -> dict:
     if pruning is not None and pruning.ranks_agree is not None:
         results["pruning"]["ranks_agree"] = pruning.ranks_agree
     if trainer.is_global_zero:
-        write_json_atomic(metrics_path, results)
+        write_json_atomic(metrics_path, results)  # the results are safe before the export starts
+        if cfg.get("export") and cfg.export.formats:
+            results["exports"], results["bench"] = export_at_end(out_dir, cfg.export)
+            write_json_atomic(metrics_path, results)
         print(summary(results, out_dir))
     return results
+
+
+def check_export(export_cfg) -> None:
+    from blockprune_pl.export import FORMATS
+
+    for fmt in (export_cfg.formats if export_cfg else None) or []:
+        if fmt not in FORMATS:
+            raise ConfigError(
+                f"export.formats: {fmt!r} is not an export format; choose from {list(FORMATS)}"
+            )
+
+
+def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
+    """Write every configured export of the finished run; bench the first one if asked."""
+    from blockprune_pl.bench import bench
+    from blockprune_pl.export import export
+
+    folders = {
+        fmt: str(export(out_dir, out_dir / f"export_{fmt}", fmt)) for fmt in export_cfg.formats
+    }
+    if not export_cfg.bench:
+        return folders, None
+    threads = torch.get_num_threads()
+    try:
+        report = bench(
+            folders[export_cfg.formats[0]],
+            list(export_cfg.batches),
+            int(export_cfg.seq),
+            list(export_cfg.threads),
+            repeats=int(export_cfg.repeats),
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return folders, report
 
 
 def _results(cfg, module, model, plan, checkpoint, started) -> dict:
@@ -239,4 +277,12 @@ def summary(results: dict, out_dir: Path) -> str:
         f"wall time:     {results['wall_time_s']:.0f} s",
         f"outputs:       {out_dir} (metrics.json, checkpoints/)",
     ]
+    if results.get("bench"):
+        row = results["bench"]["results"][0]
+        lines.insert(
+            -1,
+            f"speedup:       {row['speedup']:.2f}x ({next(iter(results['exports']))} export, "
+            f"batch {row['batch']}, {row['threads']} thread(s); ideal "
+            f"{results['bench']['encoder_linear_flop_ideal']:.2f}x)",
+        )
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 For `bsp` (row segments) and `tiles`, group the kept blocks by column block j: the kept output
 rows `R_j` of that column slice form a dense `(len(R_j), c)` matrix, so
-`y = b + sum_j scatter_add(R_j, x[..., cols_j] @ V_j^T)`: one small dense GEMM per column block,
-no sparse kernel, and no gather of the input (each column block is a contiguous slice).
+`y^T = b + sum_j scatter_add(R_j, V_j @ x[..., cols_j]^T)`: one small dense GEMM per column
+block, no sparse kernel, and no gather of the input (each column block is a contiguous slice).
 """
 
 from __future__ import annotations
@@ -71,16 +71,18 @@ class GatheredLinear(nn.Module):
         if self.dense:
             return nn.functional.linear(x, self.dense_weight, self.bias)
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.in_features)
-        out = flat.new_zeros(flat.shape[0], self.out_features)
+        # Accumulate the transposed output, (out, tokens): each kept row's contribution is then
+        # one contiguous row of the result, and index_add_ over dim 0 copies whole rows (over
+        # dim 1 it scatters single values and ran 2-5x slower than this on a CPU).
+        flat_t = x.reshape(-1, self.in_features).T
+        out_t = flat_t.new_zeros(self.out_features, flat_t.shape[1])
         for j in range(self.blocks):
             rows = getattr(self, f"rows_{j}")
             if rows.numel() == 0:
                 continue
-            part = flat[:, j * self.col_width : (j + 1) * self.col_width]
-            out.index_add_(1, rows, part @ getattr(self, f"values_{j}").T)
-        if self.bias is not None:
-            out = out + self.bias
+            part = flat_t[j * self.col_width : (j + 1) * self.col_width]
+            out_t.index_add_(0, rows, getattr(self, f"values_{j}") @ part)
+        out = out_t.T if self.bias is None else out_t.T + self.bias
         return out.reshape(*lead, self.out_features)
 
     def kept_weights(self) -> int:

@@ -42,4 +42,5 @@ for rate in $RATES; do
     [ "$rate" = 5 ] || echo "$t bsp $rate nokd"
   done
 done | xargs -P "$JOBS" -L1 bash -c 'run "$@"' _
-$PY -m blockprune_pl.collect "$OUT" "$STARTS" --out experiments/distill_minilm
+$PY -m blockprune_pl.collect "$OUT" "$STARTS" --only "*/dense" --only "*/bsp_r5" --only "*kd" \
+  --out experiments/distill_minilm

@@ -11,7 +11,7 @@ export PY=${PY:-.venv/bin/python}
 export GLUE=${GLUE:-$(cd ../shared/data/glue && pwd)}
 export OUT=${OUT:-multirun/quick_grid}
 JOBS=${JOBS:-1}
-HEATMAP=${HEATMAP:-prune.rate=5,prune=bsp,task=sst2}
+HEATMAP=${HEATMAP:-experiment=quick_grid,prune.rate=5,prune=bsp,task=sst2}
 export HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 printf '%s\n' sst2 mrpc rte cola stsb | xargs -P "$JOBS" -I{} bash -c \

@@ -10,10 +10,6 @@ print("|" + "---|" * 12)
 for run in runs:
     form = "compact" if run["geometry"] == "neurons" else "gathered"
     ideal = run["encoder_linear_flop_ideal"]
-    if form == "gathered":
-        # results.json predates the bench fix that counts a gathered Linear's kept values; every
-        # encoder Linear is prunable, so the Linear-FLOP ideal is the (exact) rate
-        ideal = run["rate"]
     disk = f"{run['bytes_on_disk'] / 2**20:.1f} ({run['dense_bytes_fp32'] / 2**20:.1f})"
     for r in run["results"]:
         print(f"| {run['model']} | {run['geometry']} | {run['rate']:g} | {form} | {r['threads']} | "

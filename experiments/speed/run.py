@@ -51,10 +51,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one setting, to check the script")
     parser.add_argument("--out", default="experiments/speed/results.json")
     args = parser.parse_args(argv)
-    # BERT-base at rate 5 only and 2 threads: what fits a short idle window on 2 cores
     plan = {
         "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10, rates=(2.0, 5.0, 10.0)),
-        "bert-base": dict(batches=[1, 32], threads=[2], repeats=5, rates=(5.0,)),
+        "bert-base": dict(batches=[1, 32], threads=[1, 2], repeats=5, rates=(2.0, 5.0, 10.0)),
     }
     geometries = ("neurons", "bsp", "tiles")
     if args.quick:

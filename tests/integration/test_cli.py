@@ -99,6 +99,28 @@ def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
             saved["dense"]["val/acc"] - saved["final"]["val/acc"]
         )
     assert "\n- broken\n" in table and (tmp_path / "metric_vs_rate_sst2.png").is_file()
+    tiles = next(r.name for r in runs if "prune=tiles" in r.name)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "blockprune_pl.collect",
+            str(tmp_path),
+            "--only",
+            "*tiles*",
+            "--heatmap",
+            tiles,
+            "--out",
+            str(tmp_path / "tiles_only"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader((tmp_path / "tiles_only" / "results.csv").open()))
+    assert [r["run"] for r in rows] == [tiles]
+    assert (tmp_path / "tiles_only" / "density_heatmap.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,47 @@ def test_bench_counts_gathered_flops_and_packed_values(runs, tmp_path):
     assert encoder_linear_flops(masked) == results["pruning"]["prunable_params"]
     packed = stored_values(gathered) - sum(p.numel() for p in gathered.parameters())
     assert packed == kept
+
+
+def test_a_run_exports_and_benches_at_the_end_when_configured(glue, tmp_path):
+    from blockprune_pl.collect import collect
+    from tests.conftest import TINY_RUN, compose
+
+    cfg = compose(
+        [
+            f"task.data_dir={glue}",
+            *TINY_RUN,
+            "prune=neurons",
+            "prune.rate=3.0",
+            *PHASES,
+            "export.formats=[compact,hf]",
+            "export.bench=true",
+            "export.batches=[1,2]",
+            "export.seq=16",
+            "export.repeats=2",
+        ],
+        tmp_path,
+    )
+    results = train.run(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["exports"] == {f: str(tmp_path / f"export_{f}") for f in ("compact", "hf")}
+    assert saved["bench"]["path"] == str(tmp_path / "export_compact")
+    assert [r["batch"] for r in saved["bench"]["results"]] == [1, 2]
+    assert saved["bench"] == results["bench"]
+    masked, tokenizer, _ = load_run(tmp_path)
+    compact = load_pruned(tmp_path / "export_compact")
+    torch.testing.assert_close(
+        logits(compact, tokenizer)[0], logits(masked, tokenizer)[0], atol=1e-5, rtol=1e-5
+    )
+    (row,), _ = collect(tmp_path)
+    assert row["speedup"] == saved["bench"]["results"][0]["speedup"]
+
+
+def test_an_unknown_export_format_fails_before_training(glue, tmp_path):
+    from blockprune_pl.errors import ConfigError
+    from tests.conftest import TINY_RUN, compose
+
+    cfg = compose([f"task.data_dir={glue}", *TINY_RUN, "export.formats=[tflite]"], tmp_path)
+    with pytest.raises(ConfigError, match="'tflite'.*'hf', 'compact', 'gathered', 'onnx'"):
+        train.run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
