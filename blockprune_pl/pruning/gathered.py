@@ -36,6 +36,7 @@ class GatheredLinear(nn.Module):
             nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         )
         self.dense = False
+        self._batched = None  # built at the first forward (after the weights were loaded)
 
     def to_dense(self) -> Tensor:
         """`(out, in)` weight with the kept blocks in place and zeros elsewhere."""
@@ -71,19 +72,48 @@ class GatheredLinear(nn.Module):
         if self.dense:
             return nn.functional.linear(x, self.dense_weight, self.bias)
         lead = x.shape[:-1]
+        flat_t = x.reshape(-1, self.in_features).T
+        tokens = flat_t.shape[1]
         # Accumulate the transposed output, (out, tokens): each kept row's contribution is then
         # one contiguous row of the result, and index_add_ over dim 0 copies whole rows (over
-        # dim 1 it scatters single values and ran 2-5x slower than this on a CPU).
-        flat_t = x.reshape(-1, self.in_features).T
-        out_t = flat_t.new_zeros(self.out_features, flat_t.shape[1])
-        for j in range(self.blocks):
-            rows = getattr(self, f"rows_{j}")
-            if rows.numel() == 0:
-                continue
-            part = flat_t[j * self.col_width : (j + 1) * self.col_width]
-            out_t.index_add_(0, rows, getattr(self, f"values_{j}") @ part)
-        out = out_t.T if self.bias is None else out_t.T + self.bias
+        # dim 1 it scatters single values and ran 2-5x slower than this on a CPU). One extra
+        # row takes the padding of the batched form.
+        out_t = flat_t.new_zeros(self.out_features + 1, tokens)
+        if self._batched is None:
+            self._batched = self._pack()
+        if self._batched is not False:
+            values, rows = self._batched
+            parts = flat_t.reshape(self.blocks, self.col_width, tokens)
+            out_t.index_add_(0, rows, torch.bmm(values, parts).reshape(-1, tokens))
+        else:  # ragged last column block: one GEMM per block
+            for j in range(self.blocks):
+                rows = getattr(self, f"rows_{j}")
+                part = flat_t[j * self.col_width : (j + 1) * self.col_width]
+                out_t.index_add_(0, rows, getattr(self, f"values_{j}") @ part)
+        # back to row-major: downstream kernels (flash attention, GELU, adds) are 2x slower or
+        # fall back to the math path on a transposed layout
+        out = out_t[: self.out_features].T.contiguous()
+        if self.bias is not None:
+            out += self.bias
         return out.reshape(*lead, self.out_features)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._batched = None  # new values: pack again at the next forward
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _pack(self):
+        """Every column block's kept rows padded to the longest, for one batched GEMM and one
+        index_add (padding rows point at the spare output row); False for a ragged last block."""
+        if self.blocks * self.col_width != self.in_features:
+            return False
+        rows = [getattr(self, f"rows_{j}").long() for j in range(self.blocks)]
+        longest = max(len(r) for r in rows)
+        values = self.values_0.new_zeros(self.blocks, longest, self.col_width)
+        index = torch.full((self.blocks, longest), self.out_features, device=rows[0].device)
+        for j, r in enumerate(rows):
+            values[j, : len(r)] = getattr(self, f"values_{j}")
+            index[j, : len(r)] = r
+        return values, index.flatten()
 
     def kept_weights(self) -> int:
         return sum(getattr(self, f"values_{j}").numel() for j in range(self.blocks))

@@ -1,0 +1,57 @@
+"""Where the time of an exported model goes: torch profiler, CPU, one forward pass repeated.
+
+Prunes MiniLM one-shot like run.py, exports it (`bsp` -> gathered, `neurons` -> compact), and
+prints the ops that take the most self time, for the dense and the exported model side by side.
+Usage (repo root): python experiments/speed/where_time_goes.py [geometry] [rate] [batch] [threads]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import exported, model_for  # noqa: E402
+
+from blockprune_pl.export import load_pruned  # noqa: E402
+
+
+def top_ops(model, batch: int, seq: int = 128, repeats: int = 20, rows: int = 8) -> str:
+    ids = torch.randint(1000, 2000, (batch, seq))
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    with torch.inference_mode():
+        for _ in range(3):
+            model(input_ids=ids, attention_mask=mask)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(repeats):
+                model(input_ids=ids, attention_mask=mask)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def main() -> None:
+    geometry, rate, batch, threads = (sys.argv[1:] + ["bsp", "5", "1", "1"][len(sys.argv) - 1 :])[
+        :4
+    ]
+    torch.set_num_threads(int(threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = exported("minilm", geometry, float(rate), Path(tmp) / "model")
+        pruned = load_pruned(folder)
+        dense = model_for("minilm")
+        kinds = {}
+        for name, module in pruned.named_modules():
+            if type(module).__name__ == "GatheredLinear":
+                kinds[name] = "dense" if module.dense else "gathered"
+        if kinds:
+            gathered = sorted(n for n, k in kinds.items() if k == "gathered")
+            print(f"{len(gathered)} of {len(kinds)} Linears run gathered: {gathered}")
+        for label, model in (("dense", dense), (f"{geometry} r{rate}", pruned)):
+            print(f"\n== {label}, batch {batch}, {threads} thread(s), 20 forward passes")
+            print(top_ops(model, int(batch)))
+
+
+if __name__ == "__main__":
+    main()
