@@ -1,5 +1,6 @@
 """Dense vs exported model latency, side by side in one process:
-`python -m blockprune_pl.bench <exported folder> [--batch 1,32] [--seq 128] [--threads 1,2]`.
+`python -m blockprune_pl.bench <exported folder> [--batch 1,32] [--seq 128] [--threads 1,2]
+[--runtime eager|onnxruntime]`.
 
 The dense reference is the same architecture at full width (random weights: time does not
 depend on values). Prints a Markdown table and writes JSON (median and interquartile spread over
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,17 +62,56 @@ def latency(model, batch: int, seq: int, repeats: int, warmup: int) -> list[floa
     return times
 
 
-def bench(path: str | Path, batches, seq: int, threads, repeats: int = 10, warmup: int = 3) -> dict:
+RUNTIMES = ("eager", "onnxruntime")
+
+
+def onnx_runner(model, n_threads: int, folder: Path):
+    """A callable with the model's signature that runs its ONNX export in onnxruntime."""
+    import onnxruntime as ort
+
+    from blockprune_pl.export import save_onnx
+
+    file = folder / f"{id(model)}.onnx"
+    if not file.is_file():
+        save_onnx(model, file)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = n_threads, 1
+    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+    def run(input_ids, attention_mask):
+        feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        return session.run(None, feed)
+
+    return run
+
+
+def bench(
+    path: str | Path,
+    batches,
+    seq: int,
+    threads,
+    repeats: int = 10,
+    warmup: int = 3,
+    runtime: str = "eager",
+) -> dict:
+    """Dense vs exported latency. `runtime`: torch eager, or onnxruntime on the ONNX export of
+    both models (each compared with the same runtime's dense model)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime {runtime!r} is not available; choose one of {list(RUNTIMES)}")
     path = Path(path)
     pruned = load_pruned(path)
     dense = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path)).eval()
     dense_flops, pruned_flops = encoder_linear_flops(dense), encoder_linear_flops(pruned)
     rows = []
+    scratch = tempfile.TemporaryDirectory()
     for n_threads in threads:
         torch.set_num_threads(n_threads)
+        models = {"dense": dense, "pruned": pruned}
+        if runtime == "onnxruntime":
+            models = {k: onnx_runner(m, n_threads, Path(scratch.name)) for k, m in models.items()}
         for batch in batches:
             stats = {}
-            for name, model in (("dense", dense), ("pruned", pruned)):
+            for name, model in models.items():
                 t = latency(model, batch, seq, repeats, warmup)
                 q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
                 stats[name] = {
@@ -86,9 +127,11 @@ def bench(path: str | Path, batches, seq: int, threads, repeats: int = 10, warmu
                     "speedup": stats["dense"]["median_ms"] / stats["pruned"]["median_ms"],
                 }
             )
+    scratch.cleanup()
     weights = path / "model.safetensors"
     return {
         "path": str(path),
+        "runtime": runtime,
         "params": {
             "dense": sum(p.numel() for p in dense.parameters()),
             "pruned": stored_values(pruned),
@@ -125,9 +168,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seq", default=128, type=int)
     parser.add_argument("--threads", default="1,2", type=_ints)
     parser.add_argument("--repeats", default=10, type=int)
+    parser.add_argument("--runtime", default="eager", choices=RUNTIMES)
     parser.add_argument("--json", help="where to write the JSON (default: <path>/bench.json)")
     args = parser.parse_args(argv)
-    report = bench(args.path, args.batch, args.seq, args.threads, args.repeats)
+    report = bench(
+        args.path, args.batch, args.seq, args.threads, args.repeats, runtime=args.runtime
+    )
     write_json_atomic(args.json or Path(args.path) / "bench.json", report)
     print(markdown(report))
 

@@ -1,18 +1,22 @@
-"""The speed table from results.json (repo root: python experiments/speed/report.py)."""
+"""The speed table from results JSON files (repo root: python experiments/speed/report.py
+[experiments/speed/results.json ...]; default: every results*.json beside this file)."""
 
 import json
+import sys
 from pathlib import Path
 
-runs = json.loads((Path(__file__).parent / "results.json").read_text())["runs"]
-print("| model | geometry | rate | form | threads | batch | dense ms | pruned ms | speedup | "
-      "ideal | realized/ideal | disk MB (dense fp32) |")
-print("|" + "---|" * 12)
-for run in runs:
-    form = "compact" if run["geometry"] == "neurons" else "gathered"
-    ideal = run["encoder_linear_flop_ideal"]
-    disk = f"{run['bytes_on_disk'] / 2**20:.1f} ({run['dense_bytes_fp32'] / 2**20:.1f})"
-    for r in run["results"]:
-        print(f"| {run['model']} | {run['geometry']} | {run['rate']:g} | {form} | {r['threads']} | "
-              f"{r['batch']} | {r['dense']['median_ms']:.1f} ± {r['dense']['iqr_ms']:.1f} | "
-              f"{r['pruned']['median_ms']:.1f} ± {r['pruned']['iqr_ms']:.1f} | "
-              f"{r['speedup']:.2f}x | {ideal:.2f}x | {r['speedup'] / ideal:.2f} | {disk} |")
+files = [Path(f) for f in sys.argv[1:]] or sorted(Path(__file__).parent.glob("results*.json"))
+print("| model | geometry | rate | form | runtime | threads | batch | dense ms | pruned ms | "
+      "speedup | ideal | realized/ideal | disk MB (dense fp32) |")
+print("|" + "---|" * 13)
+for file in files:
+    for run in json.loads(file.read_text())["runs"]:
+        form = "compact" if run["geometry"] == "neurons" else "gathered"
+        ideal = run["encoder_linear_flop_ideal"]
+        disk = f"{run['bytes_on_disk'] / 2**20:.1f} ({run['dense_bytes_fp32'] / 2**20:.1f})"
+        for r in run["results"]:
+            print(f"| {run['model']} | {run['geometry']} | {run['rate']:g} | {form} | "
+                  f"{run.get('runtime', 'eager')} | {r['threads']} | {r['batch']} | "
+                  f"{r['dense']['median_ms']:.1f} ± {r['dense']['iqr_ms']:.1f} | "
+                  f"{r['pruned']['median_ms']:.1f} ± {r['pruned']['iqr_ms']:.1f} | "
+                  f"{r['speedup']:.2f}x | {ideal:.2f}x | {r['speedup'] / ideal:.2f} | {disk} |")

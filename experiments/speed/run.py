@@ -50,12 +50,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="one setting, to check the script")
     parser.add_argument("--out", default="experiments/speed/results.json")
+    parser.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime"))
+    parser.add_argument("--models", default="minilm,bert-base")
+    parser.add_argument("--geometries", default="neurons,bsp,tiles")
+    parser.add_argument("--rates", help="e.g. 5 (default: each model's rates below)")
     args = parser.parse_args(argv)
     plan = {
         "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10, rates=(2.0, 5.0, 10.0)),
         "bert-base": dict(batches=[1, 32], threads=[1, 2], repeats=5, rates=(2.0, 5.0, 10.0)),
     }
-    geometries = ("neurons", "bsp", "tiles")
+    plan = {name: plan[name] for name in args.models.split(",")}
+    geometries = tuple(args.geometries.split(","))
+    if args.rates:
+        for settings in plan.values():
+            settings["rates"] = tuple(float(r) for r in args.rates.split(","))
     if args.quick:
         plan = {"minilm": dict(batches=[1], threads=[2], repeats=3, rates=(5.0,))}
         geometries = ("neurons", "bsp")
@@ -66,13 +74,16 @@ def main(argv=None) -> None:
             for rate in rates:
                 with tempfile.TemporaryDirectory() as tmp:
                     folder = exported(name, geometry, rate, Path(tmp) / "model")
-                    report = bench(folder, seq=128, warmup=2, **settings)
+                    report = bench(folder, seq=128, warmup=2, runtime=args.runtime, **settings)
                     report.update(model=name, geometry=geometry, rate=rate)
                     rows.append(report)
                     ideal = report["encoder_linear_flop_ideal"]
                     for r in report["results"]:
-                        print(f"{name} {geometry} r{rate:g} t{r['threads']} b{r['batch']}: "
-                              f"{r['speedup']:.2f}x (ideal {ideal:.2f}x)", flush=True)
+                        print(
+                            f"{name} {geometry} r{rate:g} t{r['threads']} b{r['batch']}: "
+                            f"{r['speedup']:.2f}x (ideal {ideal:.2f}x)",
+                            flush=True,
+                        )
     Path(args.out).write_text(json.dumps({"argv": sys.argv, "runs": rows}, indent=1))
 
 

@@ -115,12 +115,16 @@ def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_pat
     assert (folder / "model.safetensors").stat().st_size <= 4 * (1.25 * kept + other) + header
 
 
-def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path):
+@pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
+def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path, runtime):
     from blockprune_pl.bench import bench, markdown
 
     out_dir, _ = runs["neurons"]
     folder = export(out_dir, tmp_path / "compact", "compact")
-    report = bench(folder, batches=[1, 2], seq=16, threads=[1], repeats=3, warmup=1)
+    report = bench(
+        folder, batches=[1, 2], seq=16, threads=[1], repeats=3, warmup=1, runtime=runtime
+    )
+    assert report["runtime"] == runtime
     assert len(report["results"]) == 2 and report["params"]["pruned"] < report["params"]["dense"]
     assert report["encoder_linear_flop_ideal"] > 1.5
     assert all(r["dense"]["median_ms"] > 0 and r["speedup"] > 0 for r in report["results"])
