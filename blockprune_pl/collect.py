@@ -55,12 +55,16 @@ def _speedup(m: dict) -> float | None:
     return at_b1[0].get("speedup") if at_b1 else None
 
 
+def _selected(name: str, only: list[str]) -> bool:
+    return not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
+
+
 def _runs(roots: list[Path], only: list[str]) -> list[tuple[Path, str, dict]]:
     runs = []
     for root in roots:
         for p in sorted(root.rglob("metrics.json")):
             name = str(p.parent.relative_to(root))
-            if only and not any(fnmatch.fnmatch(name, pattern) for pattern in only):
+            if not _selected(name, only):
                 continue
             runs.append((p.parent, name, json.loads(p.read_text())))
     return runs
@@ -106,10 +110,7 @@ def collect(
         for root in roots
         for p in root.rglob(".hydra/config.yaml")
         if p.parent.parent not in done
-        and (
-            not only
-            or any(fnmatch.fnmatch(str(p.parent.parent.relative_to(root)), o) for o in only)
-        )
+        and _selected(str(p.parent.parent.relative_to(root)), only or [])
     )
     rows.sort(key=lambda r: (r["model"], r["task"], r["geometry"], r["method"], r["rate"]))
     return rows, incomplete
