@@ -177,7 +177,7 @@ def test_bad_input_stops_with_a_clear_message(case, how, expected, tmp_path, mon
     assert expected in str(err.value), str(err.value)
 
 
-def test_non_finite_loss_keeps_the_last_good_checkpoint(tmp_path):
+def test_non_finite_loss_keeps_the_last_good_checkpoint(glue, tmp_path):
     import torch
 
     with pytest.raises(FloatingPointError):
