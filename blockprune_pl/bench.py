@@ -1,6 +1,6 @@
 """Dense vs exported model latency, side by side in one process:
 `python -m blockprune_pl.bench <exported folder> [--batch 1,32] [--seq 128] [--threads 1,2]
-[--runtime eager|onnxruntime]`.
+[--runtime eager|compile|onnxruntime]`.
 
 The dense reference is the same architecture at full width (random weights: time does not
 depend on values). Prints a Markdown table and writes JSON (median and interquartile spread over
@@ -62,7 +62,7 @@ def latency(model, batch: int, seq: int, repeats: int, warmup: int) -> list[floa
     return times
 
 
-RUNTIMES = ("eager", "onnxruntime")
+RUNTIMES = ("eager", "compile", "onnxruntime")
 
 
 def onnx_runner(model, n_threads: int, folder: Path):
@@ -94,8 +94,9 @@ def bench(
     warmup: int = 3,
     runtime: str = "eager",
 ) -> dict:
-    """Dense vs exported latency. `runtime`: torch eager, or onnxruntime on the ONNX export of
-    both models (each compared with the same runtime's dense model)."""
+    """Dense vs exported latency. `runtime`: torch eager, `torch.compile` (inductor), or
+    onnxruntime on the ONNX export of both models; each compared with the same runtime's dense
+    model."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r} is not available; choose one of {list(RUNTIMES)}")
     path = Path(path)
@@ -109,6 +110,10 @@ def bench(
         models = {"dense": dense, "pruned": pruned}
         if runtime == "onnxruntime":
             models = {k: onnx_runner(m, n_threads, Path(scratch.name)) for k, m in models.items()}
+        elif runtime == "compile":
+            # one graph per input shape (dynamic=False): the fastest code for each timed shape;
+            # compilation happens in the warm-up passes, outside the timing
+            models = {k: torch.compile(m, dynamic=False) for k, m in models.items()}
         for batch in batches:
             stats = {}
             for name, model in models.items():

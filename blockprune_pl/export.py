@@ -6,8 +6,11 @@
   saved in `compact.json` beside the weights, and `blockprune_pl.load_pruned` rebuilds it;
 - `gathered`: for `bsp`/`tiles` runs, each pruned Linear stores only its kept blocks (values +
   row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
-  the faster of dense and gathered on this machine is kept (measured once, in `gathered.json`);
-- `onnx`: the compact model as ONNX (`model.onnx`), each layer's shape recorded in the graph.
+  and input size the faster of dense and gathered on this machine is used (measured once at
+  128/512/4,096 tokens, recorded in `gathered.json`);
+- `onnx`: the run's fast form (gathered for `bsp`/`tiles`, else compact) as ONNX (`model.onnx`,
+  beside the folder it was made from); each layer's shape is recorded in the graph, and each
+  gathered layer's form is the one chosen for the traced size (one sequence of 128 tokens).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from blockprune_pl.models import build_model, load_tokenizer
 FORMATS = ("hf", "compact", "gathered", "onnx")
 COMPACT_FILE = "compact.json"
 GATHERED_FILE = "gathered.json"
+GATHERED_GEOMETRIES = ("bsp", "tiles")
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -66,12 +70,12 @@ def export(path: str | Path, out: str | Path, fmt: str = "hf") -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     if fmt == "hf":
         model.save_pretrained(partial)
-    elif fmt == "gathered":
+    elif fmt == "gathered" or (fmt == "onnx" and cfg.prune.geometry in GATHERED_GEOMETRIES):
         save_gathered(model, cfg, partial)
     else:
         save_compact(model, partial)
-        if fmt == "onnx":
-            save_onnx(load_pruned(partial), partial / "model.onnx")
+    if fmt == "onnx":
+        save_onnx(load_pruned(partial), partial / "model.onnx")
     tokenizer.save_pretrained(partial)
     if out.exists():
         shutil.rmtree(out)
@@ -99,10 +103,10 @@ def save_gathered(model, cfg, folder: Path) -> None:
 
     from blockprune_pl.pruning import find_prunable, layout_for
     from blockprune_pl.pruning.compact import _replace
-    from blockprune_pl.pruning.gathered import GatheredLinear, faster
+    from blockprune_pl.pruning.gathered import GatheredLinear, dense_from
 
     geometry = cfg.prune.geometry
-    if geometry not in ("bsp", "tiles"):
+    if geometry not in GATHERED_GEOMETRIES:
         raise ConfigError(f"--format gathered needs a bsp or tiles run, not geometry={geometry!r}")
     folder.mkdir(parents=True, exist_ok=True)
     layers = {}
@@ -114,13 +118,15 @@ def save_gathered(model, cfg, folder: Path) -> None:
             else cfg.prune.block[1]
         )
         gathered = GatheredLinear.from_linear(p.module, width)
-        choice = faster(p.module, gathered)
+        threshold, timings = dense_from(p.module, gathered)
         layers[p.name] = {
-            "choice": choice,
+            # JSON has no infinity: null = gathered at every size
+            "dense_from_tokens": threshold if math.isfinite(threshold) else None,
+            "timings_ms": timings,
             "col_width": width,
             "rows": [int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks)],
         }
-        # always stored packed (only kept blocks on disk); `choice` says how it runs
+        # always stored packed (only kept blocks on disk); `dense_from_tokens` says how it runs
         _replace(model, p.name, gathered)
     model.config.save_pretrained(folder)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -152,8 +158,9 @@ def _gathered_shells(model, layers: dict) -> None:
 
 def _densify_chosen(model, layers: dict) -> None:
     for name, spec in layers.items():
-        if spec["choice"] == "dense":
-            model.get_submodule(name).densify()
+        threshold = spec["dense_from_tokens"]
+        if threshold is not None:
+            model.get_submodule(name).densify(threshold)
 
 
 def load_pruned(path: str | Path):
@@ -182,9 +189,11 @@ def load_pruned(path: str | Path):
     return model.eval()
 
 
-def save_onnx(model, file: Path, seq: int = 16) -> None:
+def save_onnx(model, file: Path, seq: int = 128) -> None:
     ids = torch.ones(1, seq, dtype=torch.long)
     mask = torch.ones(1, seq, dtype=torch.long)
+    with torch.no_grad():
+        model(input_ids=ids, attention_mask=mask)  # gathered layers pack once, outside the trace
     torch.onnx.export(
         model,
         (ids, mask),

@@ -8,6 +8,7 @@ block, no sparse kernel, and no gather of the input (each column block is a cont
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -35,7 +36,8 @@ class GatheredLinear(nn.Module):
         self.bias = (
             nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         )
-        self.dense = False
+        self.dense_from = math.inf  # token count from which one dense GEMM is faster here
+        self.chunk = 512  # tokens per pass (measured: 256-512 best from 512 to 4,096 tokens)
         self._batched = None  # built at the first forward (after the weights were loaded)
 
     def to_dense(self) -> Tensor:
@@ -51,10 +53,12 @@ class GatheredLinear(nn.Module):
             weight[getattr(self, f"rows_{j}").long(), cols] = getattr(self, f"values_{j}")
         return weight
 
-    def densify(self) -> GatheredLinear:
-        """Stored packed, run as one dense GEMM (where that is faster on this machine)."""
-        self.dense = True
-        self.register_buffer("dense_weight", self.to_dense(), persistent=False)
+    def densify(self, from_tokens: float = 0) -> GatheredLinear:
+        """Stored packed, but run as one dense GEMM for inputs of `from_tokens` tokens or more
+        (where that is faster on this machine); `math.inf`: always gathered."""
+        self.dense_from = from_tokens
+        if math.isfinite(from_tokens):
+            self.register_buffer("dense_weight", self.to_dense(), persistent=False)
         return self
 
     @classmethod
@@ -69,18 +73,34 @@ class GatheredLinear(nn.Module):
         return cls(w.shape[1], w.shape[0], col_width, rows, values, linear.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.dense:
-            return nn.functional.linear(x, self.dense_weight, self.bias)
         lead = x.shape[:-1]
-        flat_t = x.reshape(-1, self.in_features).T
-        tokens = flat_t.shape[1]
-        # Accumulate the transposed output, (out, tokens): each kept row's contribution is then
-        # one contiguous row of the result, and index_add_ over dim 0 copies whole rows (over
-        # dim 1 it scatters single values and ran 2-5x slower than this on a CPU). One extra
-        # row takes the padding of the batched form.
-        out_t = flat_t.new_zeros(self.out_features + 1, tokens)
+        flat = x.reshape(-1, self.in_features)
+        if flat.shape[0] >= self.dense_from:
+            return nn.functional.linear(x, self.dense_weight, self.bias)
         if self._batched is None:
             self._batched = self._pack()
+        if flat.shape[0] <= self.chunk:
+            out = self._gathered(flat.T).T.contiguous()
+        else:
+            # a chunk of tokens at a time: the per-block products stay in cache (all 4,096
+            # tokens of a batch of 32 at once made them memory-bound, slower than dense)
+            out = flat.new_empty(flat.shape[0], self.out_features)
+            for start in range(0, flat.shape[0], self.chunk):
+                out[start : start + self.chunk] = self._gathered(
+                    flat[start : start + self.chunk].T
+                ).T
+        if self.bias is not None:
+            out += self.bias
+        return out.reshape(*lead, self.out_features)
+
+    def _gathered(self, flat_t: Tensor) -> Tensor:
+        """`(out, tokens)` from `(in, tokens)`. The transposed output is accumulated: each kept
+        row's contribution is then one contiguous row of the result, and index_add_ over dim 0
+        copies whole rows (over dim 1 it scatters single values and ran 2-5x slower than this on
+        a CPU). The caller turns it back to row-major: downstream kernels (flash attention,
+        GELU, adds) are 2x slower or fall back to the math path on a transposed layout."""
+        tokens = flat_t.shape[1]
+        out_t = flat_t.new_zeros(self.out_features + 1, tokens)  # + a row for the padding
         if self._batched is not False:
             values, rows = self._batched
             parts = flat_t.reshape(self.blocks, self.col_width, tokens)
@@ -90,12 +110,7 @@ class GatheredLinear(nn.Module):
                 rows = getattr(self, f"rows_{j}")
                 part = flat_t[j * self.col_width : (j + 1) * self.col_width]
                 out_t.index_add_(0, rows, getattr(self, f"values_{j}") @ part)
-        # back to row-major: downstream kernels (flash attention, GELU, adds) are 2x slower or
-        # fall back to the math path on a transposed layout
-        out = out_t[: self.out_features].T.contiguous()
-        if self.bias is not None:
-            out += self.bias
-        return out.reshape(*lead, self.out_features)
+        return out_t[: self.out_features]
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._batched = None  # new values: pack again at the next forward
@@ -119,17 +134,37 @@ class GatheredLinear(nn.Module):
         return sum(getattr(self, f"values_{j}").numel() for j in range(self.blocks))
 
 
-def faster(linear: nn.Linear, gathered: GatheredLinear, tokens: int = 128, repeats: int = 5) -> str:
-    """'gathered' or 'dense', whichever runs this layer faster here (median of `repeats`)."""
-    x = torch.randn(tokens, linear.in_features, dtype=linear.weight.dtype)
-    timings = {}
+def median_ms(module: nn.Module, x: Tensor, repeats: int) -> float:
     with torch.inference_mode():
-        for name, module in (("dense", linear), ("gathered", gathered)):
+        module(x)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
             module(x)
-            samples = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                module(x)
-                samples.append(time.perf_counter() - start)
-            timings[name] = sorted(samples)[len(samples) // 2]
-    return min(timings, key=timings.get)
+            samples.append(time.perf_counter() - start)
+    return 1e3 * sorted(samples)[len(samples) // 2]
+
+
+def dense_from(
+    linear: nn.Linear, gathered: GatheredLinear, token_counts=(128, 512, 4096), repeats: int = 5
+) -> tuple[float, dict]:
+    """From how many tokens this layer runs faster as one dense GEMM than gathered, on this
+    machine: `math.inf` if gathered wins at the largest count, 0 if dense wins at all of them,
+    else the geometric middle between the last count gathered wins and the first of the dense
+    wins that follow. Also the timings (ms) it was decided on."""
+    timings = {}
+    for tokens in sorted(token_counts):
+        x = torch.randn(tokens, linear.in_features, dtype=linear.weight.dtype)
+        timings[tokens] = {
+            "dense": median_ms(linear, x, repeats),
+            "gathered": median_ms(gathered, x, repeats),
+        }
+    counts = sorted(timings)
+    dense_wins = [timings[t]["dense"] < timings[t]["gathered"] for t in counts]
+    if not dense_wins[-1]:
+        return math.inf, timings
+    first = len(counts) - 1
+    while first > 0 and dense_wins[first - 1]:
+        first -= 1
+    threshold = 0 if first == 0 else math.sqrt(counts[first - 1] * counts[first])
+    return threshold, timings

@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from blockprune_pl.bench import bench
+from blockprune_pl.bench import RUNTIMES, bench
 from blockprune_pl.export import save_compact, save_gathered
 from blockprune_pl.models import build_model
 from blockprune_pl.pruning import BlockPruner, PruneSpec
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="one setting, to check the script")
     parser.add_argument("--out", default="experiments/speed/results.json")
-    parser.add_argument("--runtime", default="eager", choices=("eager", "onnxruntime"))
+    parser.add_argument("--runtime", default="eager", choices=RUNTIMES)
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--geometries", default="neurons,bsp,tiles")
     parser.add_argument("--rates", help="e.g. 5 (default: each model's rates below)")
@@ -77,6 +77,9 @@ def main(argv=None) -> None:
                     report = bench(folder, seq=128, warmup=2, runtime=args.runtime, **settings)
                     report.update(model=name, geometry=geometry, rate=rate)
                     rows.append(report)
+                    # after every setting: a long run that dies keeps what it measured
+                    record = {"argv": sys.argv, "runs": rows}
+                    Path(args.out).write_text(json.dumps(record, indent=1))
                     ideal = report["encoder_linear_flop_ideal"]
                     for r in report["results"]:
                         print(
@@ -84,7 +87,6 @@ def main(argv=None) -> None:
                             f"{r['speedup']:.2f}x (ideal {ideal:.2f}x)",
                             flush=True,
                         )
-    Path(args.out).write_text(json.dumps({"argv": sys.argv, "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -41,13 +41,15 @@ def main() -> None:
         folder = exported("minilm", geometry, float(rate), Path(tmp) / "model")
         pruned = load_pruned(folder)
         dense = model_for("minilm")
+        tokens = int(batch) * 128
         kinds = {}
         for name, module in pruned.named_modules():
             if type(module).__name__ == "GatheredLinear":
-                kinds[name] = "dense" if module.dense else "gathered"
+                kinds[name] = "dense" if tokens >= module.dense_from else "gathered"
         if kinds:
             gathered = sorted(n for n, k in kinds.items() if k == "gathered")
-            print(f"{len(gathered)} of {len(kinds)} Linears run gathered: {gathered}")
+            print(f"{len(gathered)} of {len(kinds)} Linears run gathered at {tokens} tokens")
+            print(f"dense ones: {sorted(n for n, k in kinds.items() if k == 'dense')}")
         for label, model in (("dense", dense), (f"{geometry} r{rate}", pruned)):
             print(f"\n== {label}, batch {batch}, {threads} thread(s), 20 forward passes")
             print(top_ops(model, int(batch)))

@@ -62,9 +62,10 @@ def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path
         assert sum(p.numel() for p in loaded.parameters()) < dense_params
 
 
-def test_onnx_export_matches_torch(runs, tmp_path):
+@pytest.mark.parametrize("preset", ["neurons", "bsp"])  # compact and gathered graphs
+def test_onnx_export_matches_torch(runs, tmp_path, preset):
     ort = pytest.importorskip("onnxruntime")
-    out_dir, _ = runs["neurons"]
+    out_dir, _ = runs[preset]
     masked, tokenizer, _ = load_run(out_dir)
     folder = export(out_dir, tmp_path / "onnx", "onnx")
     expected, batch = logits(masked, tokenizer)
@@ -77,6 +78,7 @@ def test_onnx_export_matches_torch(runs, tmp_path):
         },
     )[0]
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-4)
+    assert (folder / ("gathered.json" if preset == "bsp" else "compact.json")).is_file()
 
 
 def test_unknown_format_and_missing_checkpoint_are_named(tmp_path):
@@ -115,7 +117,7 @@ def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_pat
     assert (folder / "model.safetensors").stat().st_size <= 4 * (1.25 * kept + other) + header
 
 
-@pytest.mark.parametrize("runtime", ["eager", "onnxruntime"])
+@pytest.mark.parametrize("runtime", ["eager", "compile", "onnxruntime"])
 def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path, runtime):
     from blockprune_pl.bench import bench, markdown
 
