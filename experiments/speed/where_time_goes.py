@@ -1,8 +1,9 @@
 """Where the time of an exported model goes: torch profiler, CPU, one forward pass repeated.
 
-Prunes MiniLM one-shot like run.py, exports it (`bsp` -> gathered, `neurons` -> compact), and
+Prunes MiniLM (or BERT-base) one-shot like run.py, exports it (`bsp` -> gathered, `neurons` -> compact), and
 prints the ops that take the most self time, for the dense and the exported model side by side.
-Usage (repo root): python experiments/speed/where_time_goes.py [geometry] [rate] [batch] [threads]
+Usage (repo root):
+python experiments/speed/where_time_goes.py [geometry] [rate] [batch] [threads] [minilm|bert-base]
 """
 
 from __future__ import annotations
@@ -39,14 +40,13 @@ def top_ops(model, batch: int, seq: int = 128, repeats: int = 20, rows: int = 8)
 
 
 def main() -> None:
-    geometry, rate, batch, threads = (sys.argv[1:] + ["bsp", "5", "1", "1"][len(sys.argv) - 1 :])[
-        :4
-    ]
+    defaults = ["bsp", "5", "1", "1", "minilm"]
+    geometry, rate, batch, threads, name = (sys.argv[1:] + defaults[len(sys.argv) - 1 :])[:5]
     torch.set_num_threads(int(threads))
     with tempfile.TemporaryDirectory() as tmp:
-        folder = exported("minilm", geometry, float(rate), Path(tmp) / "model")
+        folder = exported(name, geometry, float(rate), Path(tmp) / "model")
         pruned = load_pruned(folder)
-        dense = model_for("minilm")
+        dense = model_for(name)
         tokens = int(batch) * 128
         kinds = {}
         for name, module in pruned.named_modules():
