@@ -1,7 +1,8 @@
 """Where the time of an exported model goes: torch profiler, CPU, one forward pass repeated.
 
-Prunes MiniLM (or BERT-base) one-shot like run.py, exports it (`bsp` -> gathered, `neurons` -> compact), and
-prints the ops that take the most self time, for the dense and the exported model side by side.
+Prunes MiniLM (or BERT-base) one-shot like run.py, exports it (`bsp` -> gathered, `neurons` ->
+compact), and prints the ops that take the most self time, for the dense and the exported model
+side by side, and the share of the dense pass spent in Linear GEMMs.
 Usage (repo root):
 python experiments/speed/where_time_goes.py [geometry] [rate] [batch] [threads] [minilm|bert-base]
 """
