@@ -192,6 +192,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 def check_export(export_cfg) -> None:
+    from blockprune_pl.bench import RUNTIMES
     from blockprune_pl.export import FORMATS
 
     for fmt in (export_cfg.formats if export_cfg else None) or []:
@@ -199,6 +200,9 @@ def check_export(export_cfg) -> None:
             raise ConfigError(
                 f"export.formats: {fmt!r} is not an export format; choose from {list(FORMATS)}"
             )
+    runtime = export_cfg.get("runtime", "eager") if export_cfg else "eager"
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"export.runtime: {runtime!r} is not a runtime; choose from {RUNTIMES}")
 
 
 def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
@@ -219,6 +223,7 @@ def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
             int(export_cfg.seq),
             list(export_cfg.threads),
             repeats=int(export_cfg.repeats),
+            runtime=export_cfg.get("runtime", "eager"),
         )
     finally:
         torch.set_num_threads(threads)

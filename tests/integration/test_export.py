@@ -188,3 +188,14 @@ def test_an_unknown_export_format_fails_before_training(glue, tmp_path):
     with pytest.raises(ConfigError, match="'tflite'.*'hf', 'compact', 'gathered', 'onnx'"):
         train.run(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_an_unknown_bench_runtime_fails_before_training(glue, tmp_path):
+    from blockprune_pl.errors import ConfigError
+    from tests.conftest import TINY_RUN, compose
+
+    overrides = [f"task.data_dir={glue}", *TINY_RUN, "export.formats=[hf]", "export.runtime=tvm"]
+    cfg = compose(overrides, tmp_path)
+    with pytest.raises(ConfigError, match="'tvm'.*'eager', 'compile', 'onnxruntime'"):
+        train.run(cfg)
+    assert not (tmp_path / "checkpoints").exists()
