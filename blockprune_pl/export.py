@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -97,13 +98,11 @@ def save_compact(model, folder: Path) -> None:
 
 
 def save_gathered(model, cfg, folder: Path) -> None:
-    import math
-
     from safetensors.torch import save_file
 
     from blockprune_pl.pruning import find_prunable, layout_for
     from blockprune_pl.pruning.compact import _replace
-    from blockprune_pl.pruning.gathered import GatheredLinear, dense_from
+    from blockprune_pl.pruning.gathered import GatheredLinear, dense_ranges
 
     geometry = cfg.prune.geometry
     if geometry not in GATHERED_GEOMETRIES:
@@ -118,15 +117,15 @@ def save_gathered(model, cfg, folder: Path) -> None:
             else cfg.prune.block[1]
         )
         gathered = GatheredLinear.from_linear(p.module, width)
-        threshold, timings = dense_from(p.module, gathered)
+        ranges, timings = dense_ranges(p.module, gathered)
         layers[p.name] = {
-            # JSON has no infinity: null = gathered at every size
-            "dense_from_tokens": threshold if math.isfinite(threshold) else None,
+            # [lo, hi) token counts run dense; JSON has no infinity: hi null = no upper end
+            "dense_for_tokens": [[lo, hi if math.isfinite(hi) else None] for lo, hi in ranges],
             "timings_ms": timings,
             "col_width": width,
             "rows": [int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks)],
         }
-        # always stored packed (only kept blocks on disk); `dense_from_tokens` says how it runs
+        # always stored packed (only kept blocks on disk); `dense_for_tokens` says how it runs
         _replace(model, p.name, gathered)
     model.config.save_pretrained(folder)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -158,9 +157,9 @@ def _gathered_shells(model, layers: dict) -> None:
 
 def _densify_chosen(model, layers: dict) -> None:
     for name, spec in layers.items():
-        threshold = spec["dense_from_tokens"]
-        if threshold is not None:
-            model.get_submodule(name).densify(threshold)
+        ranges = [(lo, math.inf if hi is None else hi) for lo, hi in spec["dense_for_tokens"]]
+        if ranges:
+            model.get_submodule(name).densify(ranges)
 
 
 def load_pruned(path: str | Path):

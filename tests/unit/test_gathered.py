@@ -48,42 +48,79 @@ def test_token_chunks_give_the_same_result_as_one_pass():
     torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
 
 
-def test_dense_from_switches_to_one_dense_gemm_only_from_that_many_tokens():
+def test_dense_ranges_switch_to_one_dense_gemm_only_for_those_token_counts():
     linear = block_sparse_linear(48, 24, 8)
-    gathered = GatheredLinear.from_linear(linear, 8).densify(from_tokens=10)
+    gathered = GatheredLinear.from_linear(linear, 8).densify([(10, 20), (40, math.inf)])
     calls = []
     gathered._gathered = lambda flat_t: (
         calls.append(flat_t.shape[1]) or (gathered.to_dense() @ flat_t)
     )
-    for tokens in (9, 10, 40):
+    for tokens in (9, 10, 19, 20, 39, 40, 99):
         x = torch.randn(tokens, 48)
         torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
-    assert calls == [9]  # 10 and 40 tokens ran dense
+    assert calls == [9, 20, 39]  # the others ran dense
+
+
+B1, B2 = math.sqrt(128 * 512), math.sqrt(512 * 4096)  # the log-scale middles
 
 
 @pytest.mark.parametrize(
     ("winners", "expected"),
     [
-        (["gathered", "gathered", "gathered"], math.inf),
-        (["dense", "dense", "dense"], 0),
-        (["gathered", "gathered", "dense"], math.sqrt(512 * 4096)),
-        (["gathered", "dense", "dense"], math.sqrt(128 * 512)),
-        (["dense", "gathered", "dense"], math.sqrt(512 * 4096)),  # only the trailing run counts
-        (["dense", "dense", "gathered"], math.inf),
+        (["gathered", "gathered", "gathered"], []),
+        (["dense", "dense", "dense"], [(0, math.inf)]),
+        (["gathered", "gathered", "dense"], [(B2, math.inf)]),
+        (["gathered", "dense", "dense"], [(B1, math.inf)]),
+        (["dense", "gathered", "dense"], [(0, B1), (B2, math.inf)]),
+        (["dense", "dense", "gathered"], [(0, B2)]),
     ],
 )
-def test_dense_from_threshold_follows_the_measured_winners(monkeypatch, winners, expected):
+def test_dense_ranges_follow_the_measured_winners(monkeypatch, winners, expected):
     from blockprune_pl.pruning import gathered as module
 
     linear = block_sparse_linear(48, 24, 8)
     layer = GatheredLinear.from_linear(linear, 8)
     by_tokens = dict(zip((128, 512, 4096), winners))
 
-    def fake_ms(m, x, repeats):  # the winner at this token count is 1 ms, the loser 2 ms
-        name = "gathered" if m is layer else "dense"
-        return 1.0 if by_tokens[x.shape[0]] == name else 2.0
+    def fake_ms(modules, x, repeats):  # the winner at this token count 1 ms, the loser 2 ms
+        assert modules["dense"] is linear and modules["gathered"] is layer
+        return {name: 1.0 if by_tokens[x.shape[0]] == name else 2.0 for name in modules}
 
-    monkeypatch.setattr(module, "median_ms", fake_ms)
-    threshold, timings = module.dense_from(linear, layer)
-    assert threshold == expected
+    monkeypatch.setattr(module, "min_ms", fake_ms)
+    ranges, timings = module.dense_ranges(linear, layer)
+    assert ranges == expected
     assert set(timings) == {128, 512, 4096}
+
+
+def test_blocks_are_grouped_by_kept_rows_when_padding_would_cost_more_than_a_call():
+    from blockprune_pl.pruning.gathered import _group_by_count
+
+    assert _group_by_count([100, 10, 100, 10], call_cost=5) == [[0, 2], [1, 3]]
+    assert _group_by_count([100, 10, 100, 10], call_cost=500) == [[0, 1, 2, 3]]
+    assert _group_by_count([7], call_cost=5) == [[0]]
+
+
+@pytest.mark.parametrize("in_features", [64, 70])  # 70: the narrower last block on its own
+def test_unbalanced_blocks_run_in_several_groups_and_match_the_dense_layer(in_features):
+    torch.manual_seed(0)
+    linear = nn.Linear(in_features, 1200)
+    with torch.no_grad():
+        for j, start in enumerate(range(0, in_features, 8)):
+            keep = 1.0 if j % 2 else 0.05  # full blocks next to nearly empty ones
+            linear.weight[torch.rand(1200) > keep, start : start + 8] = 0
+    gathered = GatheredLinear.from_linear(linear, 8)
+    x = torch.randn(2, 9, in_features)
+    torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
+    groups = gathered._batched
+    assert len(groups) >= 2  # one group would pad to 10x the kept rows
+    padded = sum(values.shape[0] * values.shape[1] for _, values, _ in groups)
+    kept = sum(int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks))
+    assert padded < 1.1 * kept
+
+
+def test_moderately_unbalanced_blocks_stay_one_batched_gemm():
+    linear = block_sparse_linear(64, 300, 8, keep=0.5)  # counts differ by a few rows
+    gathered = GatheredLinear.from_linear(linear, 8)
+    x = torch.randn(5, 64)
+    torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
+    assert len(gathered._batched) == 1 and gathered._batched[0][0] is None  # the view, no copy
