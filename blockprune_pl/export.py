@@ -7,7 +7,7 @@
 - `gathered`: for `bsp`/`tiles` runs, each pruned Linear stores only its kept blocks (values +
   row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
   and input size the faster of dense and gathered on this machine is used (measured once at
-  128/512/4,096 tokens, recorded in `gathered.json`);
+  128/512/4,096 tokens with 1 thread and with torch's thread count, in `gathered.json`);
 - `onnx`: the run's fast form (gathered for `bsp`/`tiles`, else compact) as ONNX (`model.onnx`,
   beside the folder it was made from); each layer's shape is recorded in the graph, and each
   gathered layer's form is the one chosen for the traced size (one sequence of 128 tokens).
@@ -117,10 +117,17 @@ def save_gathered(model, cfg, folder: Path) -> None:
             else cfg.prune.block[1]
         )
         gathered = GatheredLinear.from_linear(p.module, width)
-        ranges, timings = dense_ranges(p.module, gathered)
-        layers[p.name] = {
+        plan, timings = {}, {}
+        threads = torch.get_num_threads()
+        # small GEMMs gain less from threads than a large one: the choice depends on the count
+        for n in sorted({1, threads}):
+            torch.set_num_threads(n)
+            ranges, timings[n] = dense_ranges(p.module, gathered)
             # [lo, hi) token counts run dense; JSON has no infinity: hi null = no upper end
-            "dense_for_tokens": [[lo, hi if math.isfinite(hi) else None] for lo, hi in ranges],
+            plan[n] = [[lo, hi if math.isfinite(hi) else None] for lo, hi in ranges]
+        torch.set_num_threads(threads)
+        layers[p.name] = {
+            "dense_for_tokens": plan,  # per thread count
             "timings_ms": timings,
             "col_width": width,
             "rows": [int(getattr(gathered, f"rows_{j}").numel()) for j in range(gathered.blocks)],
@@ -157,9 +164,11 @@ def _gathered_shells(model, layers: dict) -> None:
 
 def _densify_chosen(model, layers: dict) -> None:
     for name, spec in layers.items():
-        ranges = [(lo, math.inf if hi is None else hi) for lo, hi in spec["dense_for_tokens"]]
-        if ranges:
-            model.get_submodule(name).densify(ranges)
+        plan = {
+            int(threads): [(lo, math.inf if hi is None else hi) for lo, hi in ranges]
+            for threads, ranges in spec["dense_for_tokens"].items()
+        }
+        model.get_submodule(name).densify(plan)
 
 
 def load_pruned(path: str | Path):

@@ -36,8 +36,9 @@ class GatheredLinear(nn.Module):
         self.bias = (
             nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         )
-        # [lo, hi) token counts for which one dense GEMM measured faster here (none: gathered)
-        self.dense_ranges: list[tuple[float, float]] = []
+        # per thread count, the [lo, hi) token counts for which one dense GEMM measured faster
+        # on this machine (empty: always gathered)
+        self.dense_plan: dict[int, list[tuple[float, float]]] = {}
         self.chunk = 512  # tokens per pass (measured: 256-512 best from 512 to 4,096 tokens)
         self._batched = None  # built at the first forward (after the weights were loaded)
 
@@ -54,13 +55,24 @@ class GatheredLinear(nn.Module):
             weight[getattr(self, f"rows_{j}").long(), cols] = getattr(self, f"values_{j}")
         return weight
 
-    def densify(self, ranges=((0, math.inf),)) -> GatheredLinear:
-        """Stored packed, but run as one dense GEMM for inputs whose token count falls in one
-        of the `[lo, hi)` ranges (where that is faster on this machine); default: always."""
-        self.dense_ranges = [(float(lo), float(hi)) for lo, hi in ranges]
-        if self.dense_ranges:
+    def densify(self, plan: dict | None = None) -> GatheredLinear:
+        """Stored packed, but run as one dense GEMM where that is faster on this machine: `plan`
+        maps a thread count to the `[lo, hi)` token-count ranges to run dense with (the entry
+        nearest to torch's current thread count applies); None: always dense."""
+        plan = {1: [(0, math.inf)]} if plan is None else plan
+        self.dense_plan = {
+            int(t): [(float(lo), float(hi)) for lo, hi in r] for t, r in plan.items()
+        }
+        if any(self.dense_plan.values()):
             self.register_buffer("dense_weight", self.to_dense(), persistent=False)
         return self
+
+    def runs_dense(self, tokens: int) -> bool:
+        if not self.dense_plan:
+            return False
+        threads = torch.get_num_threads()
+        nearest = min(self.dense_plan, key=lambda t: (abs(t - threads), t))
+        return any(lo <= tokens < hi for lo, hi in self.dense_plan[nearest])
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, col_width: int) -> GatheredLinear:
@@ -76,7 +88,7 @@ class GatheredLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
-        if any(lo <= flat.shape[0] < hi for lo, hi in self.dense_ranges):
+        if self.runs_dense(flat.shape[0]):
             return nn.functional.linear(x, self.dense_weight, self.bias)
         if self._batched is None:
             self._batched = self._pack()

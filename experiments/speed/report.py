@@ -8,19 +8,22 @@ from pathlib import Path
 files = [Path(f) for f in sys.argv[1:]] or sorted(Path(__file__).parent.glob("results*.json"))
 print(
     "| model | geometry | rate | form | runtime | threads | batch | dense ms | pruned ms | "
-    "speedup | ideal | realized/ideal | disk MB (dense fp32) |"
+    "speedup | ideal | realized/ideal | disk MB (dense fp32) | disk / kept bytes |"
 )
-print("|" + "---|" * 13)
+print("|" + "---|" * 14)
 for file in files:
     for run in json.loads(file.read_text())["runs"]:
         form = "compact" if run["geometry"] == "neurons" else "gathered"
         ideal = run["encoder_linear_flop_ideal"]
         disk = f"{run['bytes_on_disk'] / 2**20:.1f} ({run['dense_bytes_fp32'] / 2**20:.1f})"
+        # stored values = kept prunable + non-prunable: the disk goal is <= 1.25x on the first
+        kept_bytes = 4 * run["params"]["pruned"]
         for r in run["results"]:
             print(
                 f"| {run['model']} | {run['geometry']} | {run['rate']:g} | {form} | "
                 f"{run.get('runtime', 'eager')} | {r['threads']} | {r['batch']} | "
                 f"{r['dense']['median_ms']:.1f} ± {r['dense']['iqr_ms']:.1f} | "
                 f"{r['pruned']['median_ms']:.1f} ± {r['pruned']['iqr_ms']:.1f} | "
-                f"{r['speedup']:.2f}x | {ideal:.2f}x | {r['speedup'] / ideal:.2f} | {disk} |"
+                f"{r['speedup']:.2f}x | {ideal:.2f}x | {r['speedup'] / ideal:.2f} | {disk} | "
+                f"{run['bytes_on_disk'] / kept_bytes:.3f} |"
             )

@@ -52,8 +52,7 @@ def main() -> None:
         kinds = {}
         for name, module in pruned.named_modules():
             if type(module).__name__ == "GatheredLinear":
-                dense = any(lo <= tokens < hi for lo, hi in module.dense_ranges)
-                kinds[name] = "dense" if dense else "gathered"
+                kinds[name] = "dense" if module.runs_dense(tokens) else "gathered"
         if kinds:
             gathered = sorted(n for n, k in kinds.items() if k == "gathered")
             print(f"{len(gathered)} of {len(kinds)} Linears run gathered at {tokens} tokens")

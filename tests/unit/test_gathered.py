@@ -50,7 +50,7 @@ def test_token_chunks_give_the_same_result_as_one_pass():
 
 def test_dense_ranges_switch_to_one_dense_gemm_only_for_those_token_counts():
     linear = block_sparse_linear(48, 24, 8)
-    gathered = GatheredLinear.from_linear(linear, 8).densify([(10, 20), (40, math.inf)])
+    gathered = GatheredLinear.from_linear(linear, 8).densify({1: [(10, 20), (40, math.inf)]})
     calls = []
     gathered._gathered = lambda flat_t: (
         calls.append(flat_t.shape[1]) or (gathered.to_dense() @ flat_t)
@@ -124,3 +124,16 @@ def test_moderately_unbalanced_blocks_stay_one_batched_gemm():
     x = torch.randn(5, 64)
     torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
     assert len(gathered._batched) == 1 and gathered._batched[0][0] is None  # the view, no copy
+
+
+def test_the_dense_plan_of_the_nearest_thread_count_applies():
+    linear = block_sparse_linear(48, 24, 8)
+    gathered = GatheredLinear.from_linear(linear, 8).densify({1: [], 4: [(0, math.inf)]})
+    threads = torch.get_num_threads()
+    try:
+        for n, dense in ((1, False), (2, False), (3, True), (8, True)):
+            torch.set_num_threads(n)
+            assert gathered.runs_dense(16) is dense
+    finally:
+        torch.set_num_threads(threads)
+    assert not GatheredLinear.from_linear(linear, 8).runs_dense(16)  # no plan: gathered
