@@ -92,16 +92,11 @@ class GatheredLinear(nn.Module):
             return nn.functional.linear(x, self.dense_weight, self.bias)
         if self._batched is None:
             self._batched = self._pack()
-        if flat.shape[0] <= self.chunk:
-            out = self._gathered(flat.T).T.contiguous()
-        else:
-            # a chunk of tokens at a time: the per-block products stay in cache (all 4,096
-            # tokens of a batch of 32 at once made them memory-bound, slower than dense)
-            out = flat.new_empty(flat.shape[0], self.out_features)
-            for start in range(0, flat.shape[0], self.chunk):
-                out[start : start + self.chunk] = self._gathered(
-                    flat[start : start + self.chunk].T
-                ).T
+        # a chunk of tokens at a time: the per-block products stay in cache (all 4,096 tokens
+        # of a batch of 32 at once made them memory-bound, slower than dense)
+        out = flat.new_empty(flat.shape[0], self.out_features)
+        for start in range(0, flat.shape[0], self.chunk):
+            out[start : start + self.chunk] = self._gathered(flat[start : start + self.chunk].T).T
         if self.bias is not None:
             out += self.bias
         return out.reshape(*lead, self.out_features)
@@ -119,7 +114,7 @@ class GatheredLinear(nn.Module):
         for blocks, values, rows in self._batched:
             if blocks is None:  # every full-width block, in order: the view itself
                 group = parts
-            elif int(blocks[0]) == full:  # the narrower last block
+            elif blocks == "last":  # the narrower last block
                 group = flat_t[full * self.col_width :].unsqueeze(0)
             else:
                 group = parts.index_select(0, blocks)
@@ -130,20 +125,22 @@ class GatheredLinear(nn.Module):
         self._batched = None  # new values: pack again at the next forward
         super()._load_from_state_dict(*args, **kwargs)
 
-    def _pack(self) -> list[tuple[Tensor | None, Tensor, Tensor]]:
+    def _pack(self) -> list[tuple[Tensor | str | None, Tensor, Tensor]]:
         """Column blocks in groups of similar kept-row counts, each group one batched GEMM and
-        one index_add: `(block ids, or None for all blocks in order; values padded to the
-        group's longest block; the output row of each padded row)`; padding rows point at the
+        one index_add: `(block ids, None for all full blocks in order or "last" for a narrower
+        last block; values padded to the group's longest block; the output row of each padded
+        row)`; padding rows point at the
         spare output row. Padding every block to the longest of the layer costs 1.4x the kept
         multiply-adds on a bsp-pruned MiniLM and 2.9x with 32x32 tiles; each extra group costs
         a call and a copy of its input columns, so a layer is split only past 1.5x."""
         counts = [int(getattr(self, f"rows_{j}").numel()) for j in range(self.blocks)]
         full = self.in_features // self.col_width
-        groups = _group_by_count(counts[:full], call_cost=4096 // self.col_width)
         if full and full * max(counts[:full]) <= 1.5 * sum(counts[:full]):
             # measured end to end: with a third of padding (bsp on MiniLM) one group ran faster
             # than any split; with 2.9x (32x32 tiles) the split ran 1.2x faster
             groups = [list(range(full))]
+        else:
+            groups = _group_by_count(counts[:full], call_cost=4096 // self.col_width)
         if full < self.blocks:
             groups.append([full])  # a narrower last block runs on its own
         packed = []
@@ -155,8 +152,12 @@ class GatheredLinear(nn.Module):
             for k, j in enumerate(ids):
                 values[k, : counts[j]] = getattr(self, f"values_{j}")
                 index[k, : counts[j]] = getattr(self, f"rows_{j}").long()
-            in_order = ids == list(range(full))
-            blocks = None if in_order else torch.tensor(ids, device=values.device)
+            if ids == list(range(full)):
+                blocks = None
+            elif ids == [full]:
+                blocks = "last"
+            else:
+                blocks = torch.tensor(ids, device=values.device)
             packed.append((blocks, values, index.flatten()))
         return packed
 
@@ -186,9 +187,7 @@ def _group_by_count(counts: list[int], call_cost: int) -> list[list[int]]:
 
 def min_ms(modules: dict[str, nn.Module], x: Tensor, repeats: int) -> dict[str, float]:
     """Fastest of `repeats` timed calls of each module, the modules taking turns (a machine
-    that slows down or speeds up mid-way affects them alike) after three warm-up calls each:
-    the first calls in a process ran several times slower and once made 29 of 36 layers pick
-    dense."""
+    that slows down or speeds up mid-way affects them alike) after three warm-up calls each."""
     samples = {name: [] for name in modules}
     with torch.inference_mode():
         for module in modules.values():
