@@ -65,13 +65,13 @@ def latency(model, batch: int, seq: int, repeats: int, warmup: int) -> list[floa
 RUNTIMES = ("eager", "compile", "onnxruntime")
 
 
-def onnx_runner(model, n_threads: int, folder: Path):
-    """A callable with the model's signature that runs its ONNX export in onnxruntime."""
+def onnx_runner(model, n_threads: int, file: Path):
+    """A callable with the model's signature that runs `file` in onnxruntime; the model is
+    exported to `file` first when it does not exist yet."""
     import onnxruntime as ort
 
     from blockprune_pl.export import save_onnx
 
-    file = folder / f"{id(model)}.onnx"
     if not file.is_file():
         save_onnx(model, file)
     options = ort.SessionOptions()
@@ -95,8 +95,8 @@ def bench(
     runtime: str = "eager",
 ) -> dict:
     """Dense vs exported latency. `runtime`: torch eager, `torch.compile` (inductor), or
-    onnxruntime on the ONNX export of both models; each compared with the same runtime's dense
-    model."""
+    onnxruntime on the ONNX export of both models (the folder's own `model.onnx` when it has
+    one); each compared with the same runtime's dense model."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r} is not available; choose one of {list(RUNTIMES)}")
     path = Path(path)
@@ -109,7 +109,11 @@ def bench(
         torch.set_num_threads(n_threads)
         models = {"dense": dense, "pruned": pruned}
         if runtime == "onnxruntime":
-            models = {k: onnx_runner(m, n_threads, Path(scratch.name)) for k, m in models.items()}
+            # the pruned side runs the shipped model.onnx where the folder has one
+            files = {"dense": Path(scratch.name) / "dense.onnx", "pruned": path / "model.onnx"}
+            if not files["pruned"].is_file():
+                files["pruned"] = Path(scratch.name) / "pruned.onnx"
+            models = {k: onnx_runner(m, n_threads, files[k]) for k, m in models.items()}
         elif runtime == "compile":
             # one graph per input shape (dynamic=False): the fastest code for each timed shape;
             # compilation happens in the warm-up passes, outside the timing

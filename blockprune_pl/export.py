@@ -66,13 +66,20 @@ def export(path: str | Path, out: str | Path, fmt: str = "hf") -> Path:
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not available; choose one of {list(FORMATS)}")
     model, tokenizer, cfg = load_run(path)
+    return export_model(model, tokenizer, cfg.prune, out, fmt)
+
+
+def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure=True) -> Path:
+    """Write a pruned model (zeros in place, as a run leaves it) in `fmt` to the folder `out`.
+    `prune_cfg` needs `geometry`, `col_blocks` and `block`; `measure=False` keeps every gathered
+    layer gathered instead of timing it against one dense GEMM."""
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     if fmt == "hf":
         model.save_pretrained(partial)
-    elif fmt == "gathered" or (fmt == "onnx" and cfg.prune.geometry in GATHERED_GEOMETRIES):
-        save_gathered(model, cfg, partial)
+    elif fmt == "gathered" or (fmt == "onnx" and prune_cfg.geometry in GATHERED_GEOMETRIES):
+        save_gathered(model, prune_cfg, partial, measure)
     else:
         save_compact(model, partial)
     if fmt == "onnx":
@@ -97,14 +104,14 @@ def save_compact(model, folder: Path) -> None:
     (folder / COMPACT_FILE).write_text(json.dumps({"layer_widths": widths}, indent=2))
 
 
-def save_gathered(model, cfg, folder: Path) -> None:
+def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
     from safetensors.torch import save_file
 
     from blockprune_pl.pruning import find_prunable, layout_for
     from blockprune_pl.pruning.compact import _replace
     from blockprune_pl.pruning.gathered import GatheredLinear, dense_ranges
 
-    geometry = cfg.prune.geometry
+    geometry = prune_cfg.geometry
     if geometry not in GATHERED_GEOMETRIES:
         raise ConfigError(f"--format gathered needs a bsp or tiles run, not geometry={geometry!r}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,15 +119,15 @@ def save_gathered(model, cfg, folder: Path) -> None:
     for p in find_prunable(model, layout_for(model.config.model_type)):
         in_features = p.module.in_features
         width = (
-            math.ceil(in_features / cfg.prune.col_blocks)
+            math.ceil(in_features / prune_cfg.col_blocks)
             if geometry == "bsp"
-            else cfg.prune.block[1]
+            else prune_cfg.block[1]
         )
         gathered = GatheredLinear.from_linear(p.module, width)
         plan, timings = {}, {}
         threads = torch.get_num_threads()
         # small GEMMs gain less from threads than a large one: the choice depends on the count
-        for n in sorted({1, threads}):
+        for n in sorted({1, threads}) if measure else []:
             torch.set_num_threads(n)
             ranges, timings[n] = dense_ranges(p.module, gathered)
             # [lo, hi) token counts run dense; JSON has no infinity: hi null = no upper end

@@ -92,11 +92,16 @@ class GatheredLinear(nn.Module):
             return nn.functional.linear(x, self.dense_weight, self.bias)
         if self._batched is None:
             self._batched = self._pack()
-        # a chunk of tokens at a time: the per-block products stay in cache (all 4,096 tokens
-        # of a batch of 32 at once made them memory-bound, slower than dense)
-        out = flat.new_empty(flat.shape[0], self.out_features)
-        for start in range(0, flat.shape[0], self.chunk):
-            out[start : start + self.chunk] = self._gathered(flat[start : start + self.chunk].T).T
+        if torch.onnx.is_in_onnx_export():
+            # a trace records one chunk's slice bounds as constants: all tokens in one pass
+            out = self._gathered(flat.T).T
+        else:
+            # a chunk of tokens at a time: the per-block products stay in cache (all 4,096
+            # tokens of a batch of 32 at once made them memory-bound, slower than dense)
+            out = flat.new_empty(flat.shape[0], self.out_features)
+            for start in range(0, flat.shape[0], self.chunk):
+                chunk = flat[start : start + self.chunk]
+                out[start : start + self.chunk] = self._gathered(chunk.T).T
         if self.bias is not None:
             out += self.bias
         return out.reshape(*lead, self.out_features)
@@ -118,7 +123,13 @@ class GatheredLinear(nn.Module):
                 group = flat_t[full * self.col_width :].unsqueeze(0)
             else:
                 group = parts.index_select(0, blocks)
-            out_t.index_add_(0, rows, torch.bmm(values, group).reshape(-1, tokens))
+            products = torch.bmm(values, group).reshape(-1, tokens)
+            if torch.onnx.is_in_onnx_export():
+                # the exporter writes index_add as a ScatterElements without reduction="add",
+                # which overwrites rows that several column blocks share; scatter_add keeps it
+                out_t = out_t.scatter_add(0, rows.unsqueeze(1).expand_as(products), products)
+            else:
+                out_t.index_add_(0, rows, products)
         return out_t[: self.out_features]
 
     def _load_from_state_dict(self, *args, **kwargs):

@@ -133,6 +133,25 @@ def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path, runtime):
     assert "| 1 | 2 | 16 |" in markdown(report)
 
 
+def test_bench_onnxruntime_times_the_shipped_model_onnx(runs, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import blockprune_pl.export as export_module
+    from blockprune_pl.bench import bench
+
+    out_dir, _ = runs["bsp"]
+    folder = export(out_dir, tmp_path / "onnx", "onnx")
+    traced, save_onnx = [], export_module.save_onnx
+
+    def recording(model, file, **kwargs):
+        traced.append(file.name)
+        save_onnx(model, file, **kwargs)
+
+    monkeypatch.setattr(export_module, "save_onnx", recording)
+    report = bench(folder, [1], seq=16, threads=[1], repeats=2, warmup=1, runtime="onnxruntime")
+    assert traced == ["dense.onnx"]  # only the dense reference is traced; model.onnx is read
+    assert report["results"][0]["pruned"]["median_ms"] > 0
+
+
 def test_bench_counts_gathered_flops_and_packed_values(runs, tmp_path):
     from blockprune_pl.bench import encoder_linear_flops, stored_values
 

