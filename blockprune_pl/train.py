@@ -182,6 +182,9 @@ def run(cfg: DictConfig) -> dict:
     results["world_size"] = trainer.world_size
     if pruning is not None and pruning.ranks_agree is not None:
         results["pruning"]["ranks_agree"] = pruning.ranks_agree
+    if pruning is not None and pruning.pruner.pruned_energy is not None:
+        # the share of the prunable weights' squared norm that the final prune removed
+        results["pruning"]["pruned_energy"] = pruning.pruner.pruned_energy
     if trainer.is_global_zero:
         write_json_atomic(metrics_path, results)  # the results are safe before the export starts
         if cfg.get("export") and cfg.export.formats:
@@ -236,7 +239,8 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
     dense = [h for h in module.history if h.get("tag") == "dense"] or [
         h for h in module.history if 0 < h["step"] <= plan.finetune and "tag" not in h
     ]
-    before_prune = [h for h in module.history if h.get("tag") == "penalty"]
+    tagged = lambda tag: [h for h in module.history if h.get("tag") == tag]  # noqa: E731
+    before_prune, after_prune = tagged("penalty"), tagged("after_prune")
     prunables = find_prunable(model, layout_for(model.config.model_type), tuple(cfg.prune.roles))
     stats = pruning_stats(model, prunables, model.config.num_attention_heads)
     strip = lambda h: {k: v for k, v in h.items() if k.startswith("val/")}  # noqa: E731
@@ -250,6 +254,7 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
         "best": strip(max(selectable, key=lambda h: h[main])) if selectable else {},
         "dense": strip(dense[-1]) if dense else {},
         "before_prune": strip(before_prune[-1]) if before_prune else {},
+        "after_prune": strip(after_prune[-1]) if after_prune else {},
         "distill": OmegaConf.to_container(cfg.prune.distill, resolve=True),
         "steps": {
             "finetune": plan.finetune,
@@ -277,11 +282,23 @@ def summary(results: dict, out_dir: Path) -> str:
         f"== blockprune_pl: {results['model']} on {results['task']} "
         f"({results['geometry']}, target rate {results['target_rate']:g}) ==",
         f"dense {main}:  {fmt(results['dense'].get(main))}",
+    ]
+    if results.get("after_prune"):
+        energy = results["pruning"].get("pruned_energy", {}).get("total")
+        lines += [
+            f"before prune:  {fmt(results['before_prune'].get(main))}",
+            f"after prune:   {fmt(results['after_prune'].get(main))} (no retraining yet; "
+            f"the cut removed {100 * (energy or 0):.2f} % of the prunable squared norm)",
+        ]
+    lines += [
         f"final {main}:  {fmt(results['final'].get(main))}",
         f"achieved rate: {rate:.3f}" if math.isfinite(rate) else "achieved rate: inf",
         f"wall time:     {results['wall_time_s']:.0f} s",
         f"outputs:       {out_dir} (metrics.json, checkpoints/)",
     ]
+    dense, final = results["dense"].get(main), results["final"].get(main)
+    if dense is not None and final is not None:
+        lines.insert(-3, f"drop:          {100 * (dense - final):.2f} points (dense - final)")
     if results.get("bench"):
         row = results["bench"]["results"][0]
         lines.insert(

@@ -53,6 +53,7 @@ class BlockNormLogger(L.Callback):
             "prune/penalty": float(pruner.penalty()) if self.pruning.spec.penalty else 0.0,
             "prune/mean_alpha": float(alphas.mean()),
             "prune/frac_small": float((rms < self.small).float().mean()),
+            "prune/doomed_energy": pruner.doomed_energy(),
             "prune/density": stats["density"],
             "prune/achieved_rate": stats["achieved_rate"],
             **{f"density/layer_{k}": v for k, v in stats["density_per_layer"].items()},

@@ -65,6 +65,7 @@ class PruningCallback(L.Callback):
         self.last_penalty = 0.0
         self._pending: dict | None = None
         self._handled_step = -1
+        self._phase_lr: float | None = None  # sum of the penalty phase's learning rates
         self.ranks_agree: bool | None = None  # set once checked under DDP
 
     @property
@@ -86,6 +87,23 @@ class PruningCallback(L.Callback):
         self.pruner.follow_params()
         self._advance(trainer, pl_module)
 
+    def _lr_at(self, trainer, step: int) -> float:
+        """The learning rate of optimizer step `step` (first parameter group), from the
+        scheduler's own formula, so it is known ahead for the whole phase."""
+        scheduler = trainer.lr_scheduler_configs[0].scheduler
+        return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](step)
+
+    def proximal_threshold(self, trainer, step: int) -> float:
+        """lr * lam for the step just taken; with lam_per=phase, lam is shared out over the
+        penalty phase in proportion to the lr, so the thresholds of the phase sum to lam."""
+        lr = self._lr_at(trainer, step)
+        if self.spec.lam_per == "step":
+            return lr * self.spec.lam
+        if self._phase_lr is None:
+            steps = range(self.plan.finetune, self.plan.prune_at)
+            self._phase_lr = sum(self._lr_at(trainer, s) for s in steps)
+        return self.spec.lam * lr / self._phase_lr if self._phase_lr > 0 else 0.0
+
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         step = trainer.global_step
         if self.plan.phase(step) == "penalty" and self.spec.penalty:
@@ -103,8 +121,7 @@ class PruningCallback(L.Callback):
         self._handled_step = step
         if self.plan.phase(step - 1) == "penalty" and self.spec.penalty:
             if self.spec.penalty_mode == "proximal":
-                lr = trainer.optimizers[0].param_groups[0]["lr"]
-                self.pruner.proximal_step(lr * self.spec.lam)
+                self.pruner.proximal_step(self.proximal_threshold(trainer, step - 1))
         self._advance(trainer, pl_module)
 
     def _advance(self, trainer, pl_module) -> None:
@@ -122,18 +139,21 @@ class PruningCallback(L.Callback):
             if (step - plan.finetune) % self.prune_every == 0 and self.last_prune != step:
                 density = cubic_density(step, plan.finetune, plan.prune_at, self.final_density)
                 self._prune(trainer, density, step)
-        if step == plan.finetune and plan.finetune > 0 and plan.penalty > 0:
+        if step == plan.finetune and plan.penalty > 0:
+            # the dense reference: the fine-tuned model, or the start when there is no fine-tune
             self._evaluate(trainer, pl_module, "dense", step)
         if step >= plan.prune_at and not self.is_final:
             self._evaluate(trainer, pl_module, "dense" if plan.penalty == 0 else "penalty", step)
             self._prune(trainer, self.final_density, step)
+            # the report card of the penalty: the metric right after the cut, no retraining yet
+            self._evaluate(trainer, pl_module, "after_prune", step)
         if pruner.is_pruned:
             pruner.apply_masks()
         pl_module.selectable = self.is_final
 
     def _evaluate(self, trainer, pl_module, tag: str, step: int) -> None:
         """The metric right before a transition: the dense model, and the model the penalty left."""
-        if step == 0 or any(h.get("tag") == tag for h in pl_module.history):
+        if any(h.get("tag") == tag for h in pl_module.history):
             return
         loaders = trainer.datamodule.val_dataloader() if trainer.datamodule else []
         pl_module.evaluate(loaders, tag)

