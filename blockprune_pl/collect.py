@@ -26,6 +26,9 @@ COLUMNS = [
     "value",
     "dense",
     "drop",
+    "before_prune",
+    "after_prune",
+    "pruned_energy",
     "achieved_rate",
     "kept_prunable",
     "prunable",
@@ -40,11 +43,21 @@ def method_of(m: dict) -> str:
     prune = m["config"]["prune"]
     if m["target_rate"] == 1.0:
         return "dense"
-    method = (
-        "magnitude" if not prune["penalty"] else f"{prune['penalty_mode']} lam={prune['lam']:g}"
-    )
-    if (m.get("distill") or {}).get("enabled"):
-        method += " +kd"
+    if not prune["penalty"]:
+        method = "magnitude"
+    else:
+        method = f"{prune['penalty_mode']} lam={prune['lam']:g}"
+        if prune.get("lam_per", "step") == "phase":
+            method += "/phase"
+        if prune.get("target", "all") == "doomed":
+            method += " doomed"
+    if prune.get("scope", "layer") == "global":
+        method += " global"
+    if prune.get("schedule", "one_shot") == "cubic":
+        method += " cubic"
+    distill = m.get("distill") or {}
+    if distill.get("enabled"):
+        method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")
     return method
 
 
@@ -95,6 +108,9 @@ def collect(
                 "value": value,
                 "dense": base,
                 "drop": None if value is None or base is None else base - value,
+                "before_prune": (m.get("before_prune") or {}).get(main),
+                "after_prune": (m.get("after_prune") or {}).get(main),
+                "pruned_energy": (m["pruning"].get("pruned_energy") or {}).get("total"),
                 "achieved_rate": m["pruning"]["achieved_rate"],
                 "kept_prunable": m["pruning"]["kept_prunable_params"],
                 "prunable": m["pruning"]["prunable_params"],

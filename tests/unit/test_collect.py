@@ -19,6 +19,16 @@ def test_method_names_the_penalty_and_distillation():
     assert method_of(metrics(penalty=False, kd=True)) == "magnitude +kd"
 
 
+def test_method_names_the_recipe_knobs():
+    m = metrics(kd=True)
+    m["config"]["prune"].update(lam_per="phase", target="doomed", scope="global")
+    m["distill"]["hidden_weight"] = 1.0
+    assert method_of(m) == "proximal lam=3/phase doomed global +kd+hidden"
+    m = metrics(penalty=False)
+    m["config"]["prune"]["schedule"] = "cubic"
+    assert method_of(m) == "magnitude cubic"
+
+
 def test_speedup_is_the_batch_one_row_when_benchmarked():
     assert _speedup(metrics()) is None
     rows = [{"batch": 8, "speedup": 3.0}, {"batch": 1, "speedup": 2.5}]
