@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.export import load_pruned
 from blockprune_pl.io import write_json_atomic
 
@@ -100,7 +101,12 @@ def bench(
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r} is not available; choose one of {list(RUNTIMES)}")
     path = Path(path)
-    pruned = load_pruned(path)
+    if (path / "int8.json").is_file() and runtime != "onnxruntime":
+        raise ConfigError(
+            f"{path} is an int8 export: its weights are in model.onnx, which runs in "
+            "onnxruntime; use --runtime onnxruntime"
+        )
+    pruned = load_pruned(path, int8=False)  # counted in torch; onnxruntime runs model.onnx
     dense = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path)).eval()
     dense_flops, pruned_flops = encoder_linear_flops(dense), encoder_linear_flops(pruned)
     rows = []
@@ -141,6 +147,7 @@ def bench(
     return {
         "path": str(path),
         "runtime": runtime,
+        "int8": (path / "int8.json").is_file(),
         "params": {
             "dense": sum(p.numel() for p in dense.parameters()),
             "pruned": stored_values(pruned),

@@ -8,6 +8,9 @@
   row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
   and input size the faster of dense and gathered on this machine is used (measured once at
   128/512/4,096 tokens with 1 thread and with torch's thread count, in `gathered.json`);
+- `int8`: the `onnx` export with its MatMul/Gemm weights quantized to int8 per output channel
+  (onnxruntime's dynamic quantization; `int8.json` says how); `load_pruned` runs it in
+  onnxruntime;
 - `onnx`: the run's fast form (gathered for `bsp`/`tiles`, else compact) as ONNX (`model.onnx`,
   beside the folder it was made from); each layer's shape is recorded in the graph, and each
   gathered layer's form is the one chosen for the traced size (one sequence of 128 tokens).
@@ -27,7 +30,7 @@ from omegaconf import OmegaConf
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.models import build_model, load_tokenizer
 
-FORMATS = ("hf", "compact", "gathered", "onnx")
+FORMATS = ("hf", "compact", "gathered", "onnx", "int8")
 COMPACT_FILE = "compact.json"
 GATHERED_FILE = "gathered.json"
 GATHERED_GEOMETRIES = ("bsp", "tiles")
@@ -78,12 +81,18 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
     shutil.rmtree(partial, ignore_errors=True)
     if fmt == "hf":
         model.save_pretrained(partial)
-    elif fmt == "gathered" or (fmt == "onnx" and prune_cfg.geometry in GATHERED_GEOMETRIES):
+    elif fmt == "gathered" or (
+        fmt in ("onnx", "int8") and prune_cfg.geometry in GATHERED_GEOMETRIES
+    ):
         save_gathered(model, prune_cfg, partial, measure)
     else:
         save_compact(model, partial)
-    if fmt == "onnx":
+    if fmt in ("onnx", "int8"):
         save_onnx(load_pruned(partial), partial / "model.onnx")
+    if fmt == "int8":
+        from blockprune_pl.int8 import quantize_int8
+
+        quantize_int8(partial / "model.onnx", partial)
     tokenizer.save_pretrained(partial)
     if out.exists():
         shutil.rmtree(out)
@@ -178,8 +187,9 @@ def _densify_chosen(model, layers: dict) -> None:
         model.get_submodule(name).densify(plan)
 
 
-def load_pruned(path: str | Path):
-    """A ready `nn.Module` (eval mode) from an exported folder of any format."""
+def load_pruned(path: str | Path, int8: bool = True):
+    """A ready `nn.Module` (eval mode) from an exported folder of any format. An `int8` folder
+    gives its quantized graph in onnxruntime; `int8=False` the fp32 torch form it was made from."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -188,6 +198,10 @@ def load_pruned(path: str | Path):
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"{path} is not an exported model folder (no config.json)")
+    from blockprune_pl.int8 import INT8_FILE, OnnxClassifier
+
+    if int8 and (path / INT8_FILE).is_file():  # the int8 weights live in the graph: run it
+        return OnnxClassifier(path / "model.onnx").eval()
     if (path / GATHERED_FILE).is_file():
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
         layers = json.loads((path / GATHERED_FILE).read_text())["layers"]

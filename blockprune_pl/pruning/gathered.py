@@ -93,8 +93,7 @@ class GatheredLinear(nn.Module):
         if self._batched is None:
             self._batched = self._pack()
         if torch.onnx.is_in_onnx_export():
-            # a trace records one chunk's slice bounds as constants: all tokens in one pass
-            out = self._gathered(flat.T).T
+            out = self._exported(flat)
         else:
             # a chunk of tokens at a time: the per-block products stay in cache (all 4,096
             # tokens of a batch of 32 at once made them memory-bound, slower than dense)
@@ -123,14 +122,29 @@ class GatheredLinear(nn.Module):
                 group = flat_t[full * self.col_width :].unsqueeze(0)
             else:
                 group = parts.index_select(0, blocks)
-            products = torch.bmm(values, group).reshape(-1, tokens)
-            if torch.onnx.is_in_onnx_export():
-                # the exporter writes index_add as a ScatterElements without reduction="add",
-                # which overwrites rows that several column blocks share; scatter_add keeps it
-                out_t = out_t.scatter_add(0, rows.unsqueeze(1).expand_as(products), products)
-            else:
-                out_t.index_add_(0, rows, products)
+            out_t.index_add_(0, rows, torch.bmm(values, group).reshape(-1, tokens))
         return out_t[: self.out_features]
+
+    def _exported(self, flat: Tensor) -> Tensor:
+        """`(tokens, out)` from `(tokens, in)` as an ONNX graph: per column block one 2-D MatMul
+        with the kept rows' weights as its second input (a constant that a quantizer can turn
+        into int8), then one scatter-add of every product into its output column. The trace
+        records shapes as constants, so all tokens go in one pass, and the exporter writes
+        index_add as a ScatterElements without reduction="add" (an overwrite of the columns
+        that several column blocks share): hence scatter_add."""
+        products, index = [], []
+        for j in range(self.blocks):
+            rows = getattr(self, f"rows_{j}")
+            if rows.numel():
+                start = j * self.col_width
+                values = getattr(self, f"values_{j}")
+                products.append(flat[:, start : start + values.shape[1]] @ values.T)
+                index.append(rows.long())
+        out = flat.new_zeros(flat.shape[0], self.out_features)
+        if not products:
+            return out
+        products, index = torch.cat(products, 1), torch.cat(index)
+        return out.scatter_add(1, index.unsqueeze(0).expand_as(products), products)
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._batched = None  # new values: pack again at the next forward

@@ -31,6 +31,19 @@ def keep_top(scores: Tensor, sizes: Tensor, density: float, alive: Tensor | None
     return keep
 
 
+def keep_top_per_column(
+    scores: Tensor, sizes: Tensor, grid: tuple[int, int], density: float, alive: Tensor
+) -> Tensor:
+    """`keep_top` inside each column of a `(R, C)` block grid (scores flattened row-major), so
+    every column block keeps the same number of row blocks: `(R * C,)` bool."""
+    rows, cols = grid
+    scores, sizes, alive = (t.reshape(rows, cols) for t in (scores, sizes, alive))
+    keep = torch.stack(
+        [keep_top(scores[:, c], sizes[:, c], density, alive[:, c]) for c in range(cols)], 1
+    )
+    return keep.flatten()
+
+
 def cubic_density(step: int, start: int, end: int, final_density: float) -> float:
     """Zhu & Gupta's gradual schedule: density falls from 1 to `final_density` as a cubic over
     [start, end], fast at first while the network can still recover."""

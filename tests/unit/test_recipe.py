@@ -101,3 +101,41 @@ def test_phase_strength_needs_the_proximal_step():
         PruneSpec(lam_per="phase", penalty_mode="grad")
     with pytest.raises(ValueError, match="prune.target='some'.*'all', 'doomed'"):
         PruneSpec(target="some")
+
+
+@pytest.mark.parametrize("geometry", ["bsp", "tiles"])
+def test_balanced_prune_keeps_as_many_blocks_in_every_column_block(geometry):
+    from blockprune_pl.pruning.gathered import GatheredLinear
+
+    model, pruner = prepared(geometry, col_blocks=4, block=(4, 8), balance=True, rate=4.0)
+    pruner.prune(0.25)
+    for g, keep in zip(pruner.groups, pruner.keep):
+        per_column = keep.reshape(g.grid).sum(0)
+        assert torch.all(per_column == per_column[0]) and int(per_column[0]) > 0
+        linear = model.get_submodule(g.name.removesuffix(".weight"))
+        gathered = GatheredLinear.from_linear(linear, g.block[1])
+        x = torch.randn(5, linear.in_features)
+        torch.testing.assert_close(gathered(x), linear(x), atol=1e-5, rtol=1e-5)
+        full = linear.in_features // g.block[1]
+        if full == g.grid[1]:  # every column block full width: one GEMM, nothing padded
+            (blocks, values, _), *rest = gathered._pack()
+            assert not rest and values.shape[0] * values.shape[1] * values.shape[2] == int(
+                (linear.weight != 0).sum()
+            )
+
+
+def test_unbalanced_prune_differs_where_column_blocks_are_unequal():
+    model, pruner = prepared("bsp", col_blocks=4, rate=4.0)
+    with torch.no_grad():  # the first column block far stronger: a plain ranking favours it
+        for p in pruner.prunables:
+            p.module.weight[:, : p.module.in_features // 4] *= 10
+    pruner.prune(0.25)
+    per_column = pruner.keep[0].reshape(pruner.groups[0].grid).sum(0)
+    assert int(per_column[0]) > int(per_column[1])
+
+
+def test_balance_is_refused_where_it_has_no_meaning():
+    with pytest.raises(ValueError, match="prune.balance=true needs"):
+        PruneSpec(geometry="neurons", balance=True)
+    with pytest.raises(ValueError, match="scope='global'"):
+        PruneSpec(geometry="bsp", scope="global", balance=True)
