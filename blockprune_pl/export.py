@@ -75,7 +75,7 @@ def export(path: str | Path, out: str | Path, fmt: str = "hf") -> Path:
 def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure=True) -> Path:
     """Write a pruned model (zeros in place, as a run leaves it) in `fmt` to the folder `out`.
     `prune_cfg` needs `geometry`, `col_blocks` and `block`; `measure=False` keeps every gathered
-    layer gathered instead of timing it against one dense GEMM."""
+    layer gathered instead of timing it against one dense GEMM; `tokenizer` may be None."""
     out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -93,7 +93,8 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
         from blockprune_pl.int8 import quantize_int8
 
         quantize_int8(partial / "model.onnx", partial)
-    tokenizer.save_pretrained(partial)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(partial)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)  # whole folder or nothing
@@ -125,7 +126,7 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
         raise ConfigError(f"--format gathered needs a bsp or tiles run, not geometry={geometry!r}")
     folder.mkdir(parents=True, exist_ok=True)
     layers = {}
-    for p in find_prunable(model, layout_for(model.config.model_type)):
+    for p in find_prunable(model, layout_for(model)):
         in_features = p.module.in_features
         width = (
             math.ceil(in_features / prune_cfg.col_blocks)

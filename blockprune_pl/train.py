@@ -19,7 +19,13 @@ from blockprune_pl.data import GlueDataModule
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.io import write_json_atomic
 from blockprune_pl.models import GlueModule, build_model, load_tokenizer
-from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for, pruning_stats
+from blockprune_pl.pruning import (
+    PruneSpec,
+    find_prunable,
+    layout_for,
+    pruning_stats,
+    register_layout,
+)
 from blockprune_pl.resolvers import register as register_resolvers
 
 register_resolvers()
@@ -147,7 +153,11 @@ def run(cfg: DictConfig) -> dict:
     accumulate = int(cfg.trainer.get("accumulate_grad_batches", 1) or 1)
     plan = phase_plan(cfg.prune, data.steps_per_epoch(accumulate))
     model = build_model(cfg.model, int(cfg.task.num_labels), tokenizer, seed=int(cfg.seed))
-    layout_for(model.config.model_type)  # fail now, not after the fine-tune, on an unknown family
+    if cfg.model.get("layout"):  # roles given in the config: {role: regex, layer index = group 1}
+        register_layout(model.config.model_type, dict(cfg.model.layout))
+    layout_for(model)  # fail now, not after the fine-tune, on a family whose roles are unclear
+    if spec.rate > 1.0:
+        check_reachable(spec, model)
 
     segments = [
         (plan.finetune, 1.0),
@@ -192,6 +202,20 @@ def run(cfg: DictConfig) -> dict:
             write_json_atomic(metrics_path, results)
         print(summary(results, out_dir))
     return results
+
+
+def check_reachable(spec: PruneSpec, model) -> None:
+    """A target rate the geometry cannot reach is refused before any training."""
+    from blockprune_pl.pruning import BlockPruner
+
+    highest = BlockPruner(spec).prepare(model).max_rate()
+    if spec.rate > highest:
+        raise ConfigError(
+            f"prune.rate={spec.rate:g} cannot be reached with prune.geometry={spec.geometry} and "
+            f"scope={spec.scope}: every {'model' if spec.scope == 'global' else 'matrix'} keeps "
+            f"at least one group, so the highest rate is {highest:.1f}; choose prune.rate <= "
+            f"{highest:.1f}"
+        )
 
 
 def check_export(export_cfg) -> None:
@@ -241,7 +265,7 @@ def _results(cfg, module, model, plan, checkpoint, started) -> dict:
     ]
     tagged = lambda tag: [h for h in module.history if h.get("tag") == tag]  # noqa: E731
     before_prune, after_prune = tagged("penalty"), tagged("after_prune")
-    prunables = find_prunable(model, layout_for(model.config.model_type), tuple(cfg.prune.roles))
+    prunables = find_prunable(model, layout_for(model), tuple(cfg.prune.roles))
     stats = pruning_stats(model, prunables, model.config.num_attention_heads)
     strip = lambda h: {k: v for k, v in h.items() if k.startswith("val/")}  # noqa: E731
     return {

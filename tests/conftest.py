@@ -30,6 +30,9 @@ def compose(overrides=(), output_dir=None):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
+    from blockprune_pl.resolvers import register  # the configs' ${model_label:...}
+
+    register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides))
     if output_dir is not None:

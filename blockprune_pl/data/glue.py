@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from blockprune_pl.errors import DataError
+from blockprune_pl.errors import ConfigError, DataError
 from blockprune_pl.hub import hub_offline_reason
 
 
@@ -44,6 +44,11 @@ def load_split(task, split: str) -> dict[str, list]:
         raise DataError(
             f"task {task.name!r}: {where} has columns {sorted(columns)} but the task needs "
             f"{needed} (missing {missing}). {_fixes(task)}"
+        )
+    if not len(columns["label"]):
+        raise DataError(
+            f"task {task.name!r}: {where} has no rows; a {split!r} split needs at least one. "
+            f"{_fixes(task)}"
         )
     labels = np.asarray(columns["label"])
     if int(task.num_labels) > 1:
@@ -135,6 +140,13 @@ class GlueDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        for key in ("train_limit", "val_limit"):
+            limit = self.task.get(key)
+            if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+                raise ConfigError(
+                    f"task.{key}={limit!r} is not allowed: a positive number of rows, or null "
+                    "for the whole split"
+                )
         train = load_split(self.task, self.task.train_split)
         if self.task.train_limit and self.task.train_limit < len(train["label"]):
             rng = np.random.default_rng(self.seed)

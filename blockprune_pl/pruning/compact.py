@@ -16,7 +16,7 @@ from blockprune_pl.pruning.layouts import find_prunable, layout_for
 
 def _by_layer(model: nn.Module) -> dict[int, dict[str, tuple[str, nn.Linear]]]:
     layers: dict[int, dict] = {}
-    for p in find_prunable(model, layout_for(model.config.model_type)):
+    for p in find_prunable(model, layout_for(model)):
         layers.setdefault(p.layer, {})[p.role] = (p.name, p.module)
     return layers
 
@@ -26,9 +26,15 @@ def _zero_rows(lin: nn.Linear, groups: int) -> torch.Tensor:
     return ~rows.reshape(groups, -1).any(1)
 
 
+# families whose attention adds a bias of a fixed number of heads, shared by all layers (MPNet's
+# relative position bias): a layer cannot lose heads, so only FFN neurons are removed
+HEADS_FIXED = ("mpnet",)
+
+
 def kept_units(model: nn.Module) -> dict[int, dict[str, list[int]]]:
     """Per layer, the indices of heads and FFN neurons that still contribute."""
     heads_n = model.config.num_attention_heads
+    heads_fixed = model.config.model_type in HEADS_FIXED
     kept = {}
     for layer, roles in _by_layer(model).items():
         out = roles["attn_out"][1].weight
@@ -38,7 +44,7 @@ def kept_units(model: nn.Module) -> dict[int, dict[str, list[int]]]:
         ffn_out = roles["ffn_out"][1].weight
         dead_neurons = ~(ffn_out != 0).any(0) | _zero_rows(roles["ffn_in"][1], ffn_out.shape[1])
         # keep at least one of each (zeros) so no tensor is empty
-        heads = [i for i in range(heads_n) if not dead_heads[i]] or [0]
+        heads = [i for i in range(heads_n) if heads_fixed or not dead_heads[i]] or [0]
         neurons = [i for i in range(ffn_out.shape[1]) if not dead_neurons[i]] or [0]
         kept[layer] = {"heads": heads, "neurons": neurons}
     return kept

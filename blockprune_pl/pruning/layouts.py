@@ -43,7 +43,20 @@ def known_families() -> list[str]:
     return sorted(_LAYOUTS)
 
 
-def layout_for(family: str) -> Layout:
+def layout_for(model_or_family) -> Layout:
+    """The layout of a family (`config.model_type`). Given a model whose family has none
+    registered, its roles are found from its own modules (`discover.py`), printed once and
+    registered."""
+    if isinstance(model_or_family, nn.Module):
+        model = model_or_family
+        family = model.config.model_type
+        if family not in _LAYOUTS:
+            from blockprune_pl.pruning.discover import discover_patterns
+
+            layout = register_layout(family, discover_patterns(model))
+            print(f"pruning layout found for model family {family!r}: {layout.patterns}")
+        return _LAYOUTS[family]
+    family = model_or_family
     if family not in _LAYOUTS:
         raise KeyError(
             f"no pruning layout for model family {family!r}; known families: {known_families()}. "

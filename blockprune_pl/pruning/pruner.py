@@ -35,7 +35,7 @@ class BlockPruner:
     def prepare(self, model: nn.Module) -> BlockPruner:
         """Find the prunable Linears of `model` (a HF model) and cut them into groups."""
         config = model.config
-        self.prunables = find_prunable(model, layout_for(config.model_type), self.spec.roles)
+        self.prunables = find_prunable(model, layout_for(model), self.spec.roles)
         if self.spec.geometry == "neurons":
             self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
         else:
@@ -43,6 +43,17 @@ class BlockPruner:
         self.alpha = [torch.ones(len(g), device=_device(g)) for g in self.groups]
         self.keep = [torch.ones(len(g), dtype=torch.bool, device=_device(g)) for g in self.groups]
         return self
+
+    def max_rate(self) -> float:
+        """The highest rate a prune can reach: every matrix (or coupled set, scope=layer) or
+        the whole model (scope=global) keeps at least one group (at best its smallest)."""
+        sizes = [g.sizes() for g in self.groups]
+        total = float(sum(int(s.sum()) for s in sizes))
+        if self.spec.scope == "global" and not self.spec.min_density:
+            least = min(int(s.min()) for s in sizes)
+        else:
+            least = sum(int(s.min()) for s in sizes)
+        return total / least
 
     def follow_params(self) -> BlockPruner:
         """Move alpha, keep flags and masks to the device of the weights they belong to (call

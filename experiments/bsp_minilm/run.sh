@@ -42,7 +42,7 @@ pruned() {  # task $1, method $2 (bsp | magnitude), rate $3: from the task's den
   [ -f "$dir/metrics.json" ] && return 0
   [ "$2" = bsp ] && extra=$BSP
   # shellcheck disable=SC2046,SC2086
-  $PY -m blockprune_pl $(common "$1") model.name_or_path="$OUT/$1/dense/export_hf" \
+  $PY -m blockprune_pl $(common "$1") model.name=minilm model.name_or_path="$OUT/$1/dense/export_hf" \
     prune=$2 prune.rate=$3 prune.phases.finetune=0 prune.phases.penalty=2 \
     prune.phases.retrain=2 prune.schedule=cubic prune.prune_every=10 $extra \
     hydra.run.dir="$dir" > "$dir.log" 2>&1 || echo "FAILED $dir (see $dir.log)"

@@ -12,7 +12,7 @@ if [ ! -d "$OUT/start/export_hf" ]; then
   $PY "${COMMON[@]}" prune=dense task.train_limit=3000 hydra.run.dir="$OUT/start"
   .venv/bin/python -m blockprune_pl.export "$OUT/start"
 fi
-START=(model.name_or_path="$OUT/start/export_hf" prune.rate=5.0 task.train_limit=1500
+START=(model.name=minilm model.name_or_path="$OUT/start/export_hf" prune.rate=5.0 task.train_limit=1500
        prune.phases.finetune=0 prune.phases.penalty=1 prune.phases.retrain=1)
 run() { local name=$1; shift; [ -f "$OUT/$name/metrics.json" ] ||
   $PY "${COMMON[@]}" "${START[@]}" "$@" hydra.run.dir="$OUT/$name"; }

@@ -29,7 +29,7 @@ run() {  # task $1, geometry $2 (bsp | neurons), rate $3, distillation $4 (kd | 
   # shellcheck disable=SC2086
   $PY -m blockprune_pl task=$1 task.data_dir="$GLUE" task.train_limit=$limit optim.lr=1e-4 \
     seed=42 trainer.enable_progress_bar=false trainer.enable_model_summary=false \
-    model.name_or_path="$STARTS/$1/dense/export_hf" prune=$2 prune.rate=$3 \
+    model.name=minilm model.name_or_path="$STARTS/$1/dense/export_hf" prune=$2 prune.rate=$3 \
     prune.phases.finetune=0 prune.phases.penalty=2 prune.phases.retrain=2 prune.schedule=cubic \
     prune.prune_every=10 $extra hydra.run.dir="$dir" > "$dir.log" 2>&1 \
     || echo "FAILED $dir (see $dir.log)"

@@ -79,6 +79,7 @@ def jobs(args) -> list[dict]:
                 f"task={task}",
                 *common,
                 *limit.split(),
+                "model.name=minilm",  # the dense start of the same model
                 f"model.name_or_path={args.out}/{task}/dense/export_hf",
                 "prune.phases.finetune=0",
                 f"prune.phases.penalty={epochs}",

@@ -64,6 +64,16 @@ def _wrong_schema(tmp):
     return _run(tmp, "task=rte", f"task.data_dir={tmp / 'data'}", data=False)
 
 
+def _empty_train_split(tmp):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp / "data" / "sst2").mkdir(parents=True)
+    empty = pa.table({"sentence": pa.array([], pa.string()), "label": pa.array([], pa.int64())})
+    pq.write_table(empty, tmp / "data" / "sst2" / "train.parquet")
+    return _run(tmp, f"task.data_dir={tmp / 'data'}", data=False)
+
+
 def _existing_results(tmp):
     _run(tmp, "prune=dense")
     _run(tmp, "prune=dense")
@@ -113,9 +123,9 @@ CASES = [
         "prune.schedule='linear' is not allowed",
     ),
     (
-        "model family without a layout",
+        "decoder model (no encoder layout)",
         lambda t: _run(t, f"model.name_or_path={_gpt2_folder(t)}", "model.tiny=null"),
-        "no pruning layout for model family 'gpt2'",
+        "model family 'gpt2' is a decoder",
     ),
     ("layout matching no module", _layout_without_match, "matches no nn.Linear"),
     (
@@ -153,6 +163,13 @@ CASES = [
         "non-finite loss in the penalty phase",
         ["prune.rate=2", "prune.penalty_lr_scale=1e35"],
         "non-finite training loss",
+    ),
+    ("empty train split", _empty_train_split, "train.parquet has no rows"),
+    ("train_limit of zero rows", ["task.train_limit=0"], "task.train_limit=0 is not allowed"),
+    (
+        "rate the geometry cannot reach",
+        ["prune.rate=1000"],
+        "prune.rate=1000 cannot be reached with prune.geometry=bsp",
     ),
     ("W&B online without credentials", ["logger=wandb"], "no W&B credentials"),
     ("output dir that holds results", _existing_results, "already holds results"),

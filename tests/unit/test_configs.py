@@ -61,3 +61,22 @@ def test_default_is_minilm_on_sst2_dense():
         "bsp",
         1.0,
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "label"),
+    [
+        ([], "minilm"),
+        (["model=roberta"], "roberta"),
+        (["model.name_or_path=/data/models/my_electra/"], "my_electra"),
+        (["model.name_or_path=microsoft/deberta-v3-small"], "deberta-v3-small"),
+        (["model=roberta", "model.name_or_path=camembert-base"], "camembert-base"),
+        (["model.name_or_path=/data/x", "model.name=mine"], "mine"),
+    ],
+)
+def test_model_label_follows_an_overridden_path(overrides, label):
+    from omegaconf import OmegaConf
+
+    cfg = compose(overrides)
+    assert cfg.model.name == label
+    assert OmegaConf.to_container(cfg.model, resolve=True)["name"] == label

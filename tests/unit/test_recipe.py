@@ -139,3 +139,17 @@ def test_balance_is_refused_where_it_has_no_meaning():
         PruneSpec(geometry="neurons", balance=True)
     with pytest.raises(ValueError, match="scope='global'"):
         PruneSpec(geometry="bsp", scope="global", balance=True)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_max_rate_is_the_rate_a_prune_to_it_reaches(scope):
+    from blockprune_pl.pruning import pruning_stats
+
+    model, pruner = prepared("bsp", col_blocks=4, scope=scope)
+    highest = pruner.max_rate()
+    pruner.prune(1e-9)  # as far as a prune goes: what is left is one group per pool
+    achieved = pruning_stats(model, pruner.prunables, 4)["achieved_rate"]
+    # layer: every matrix keeps one of its equal segments; global: the strongest segment,
+    # which may be a larger one than the smallest the bound counts
+    assert achieved == pytest.approx(highest) if scope == "layer" else achieved <= highest
+    assert sum(int(k.sum()) for k in pruner.keep) == (1 if scope == "global" else 12)

@@ -1,0 +1,110 @@
+"""Find the roles of an encoder family that has no registered layout, from its own modules:
+per-layer `nn.Linear`s named like the query/key/value projections, the attention output and the
+FFN in and out, the layer index read from the module path."""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+# the last part(s) of a per-layer module's name (after the layer index), per role
+_NAMES = {
+    "q": ("query", "q_lin", "q_proj", "query_proj", "q"),
+    "k": ("key", "k_lin", "k_proj", "key_proj", "k"),
+    "v": ("value", "v_lin", "v_proj", "value_proj", "v"),
+    "attn_out": ("attention.output.dense", "out_lin", "o_proj", "out_proj", "attn.o", "o"),
+    "ffn_in": ("intermediate.dense", "lin1", "fc1", "up_proj", "wi", "intermediate_dense"),
+    "ffn_out": ("output.dense", "lin2", "fc2", "down_proj", "wo", "output_dense"),
+}
+# one Linear holding several roles: its groups would straddle them
+_FUSED = ("wqkv", "qkv", "in_proj", "query_key_value", "c_attn", "qkv_proj")
+_DECODERS = (
+    "gpt2",
+    "gpt_neo",
+    "gpt_neox",
+    "gptj",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "phi",
+    "phi3",
+    "falcon",
+    "opt",
+    "bloom",
+    "mpt",
+)
+_LAYER = re.compile(r"^(.*?)\.(\d+)\.(.+)$")
+
+
+class LayoutError(ValueError):
+    """The roles of a model cannot be decided; the message names the modules seen."""
+
+
+def refuse_unprunable(model_type: str) -> None:
+    """Families this method cannot prune, with the reason."""
+    if model_type in _DECODERS:
+        raise LayoutError(
+            f"model family {model_type!r} is a decoder (causal language model); blockprune_pl "
+            "prunes encoders (BERT, RoBERTa, DeBERTa, ELECTRA, MPNet, ...): pass an encoder"
+        )
+    if model_type == "albert":
+        raise LayoutError(
+            "model family 'albert' shares one set of weights across all its layers, so a "
+            "per-layer block mask cannot be applied: pass an encoder with its own weights per "
+            "layer"
+        )
+
+
+def _role_of(suffix: str) -> str | None:
+    for role, names in _NAMES.items():
+        if any(suffix == n or suffix.endswith("." + n) for n in names):
+            # "output.dense" under an attention block is the attention output, not the FFN's
+            if role == "ffn_out" and "attention" in suffix:
+                return "attn_out"
+            return role
+    return None
+
+
+def discover_patterns(model: nn.Module) -> dict[str, str]:
+    """`{role: regex}` for `register_layout`, read off the model's per-layer Linears."""
+    refuse_unprunable(getattr(model.config, "model_type", ""))
+    per_role: dict[str, set[tuple[str, str]]] = {r: set() for r in _NAMES}
+    seen = []
+    for name, module in model.named_modules():
+        match = _LAYER.match(name)
+        if not isinstance(module, nn.Linear) or not match:
+            continue
+        prefix, _, suffix = match.groups()
+        seen.append(name)
+        if suffix.split(".")[-1].lower() in _FUSED:
+            raise LayoutError(
+                f"{name} is a fused projection (several roles in one Linear); its groups would "
+                "straddle q/k/v or the halves of a gated FFN, which this layout discovery does "
+                "not split. Give the roles of separate Linears with model.layout, or pass an "
+                "encoder with separate q/k/v projections"
+            )
+        role = _role_of(suffix)
+        if role is not None:
+            per_role[role].add((prefix, suffix))
+    missing = [r for r, found in per_role.items() if not found]
+    ambiguous = {r: sorted(found) for r, found in per_role.items() if len(found) > 1}
+    if missing or ambiguous or not seen:
+        layer0 = [n for n in seen if _LAYER.match(n).group(2) == "0"] or seen[:12]
+        raise LayoutError(
+            "could not decide the pruning roles of model family "
+            f"{getattr(model.config, 'model_type', '?')!r}: "
+            + (f"no module for {missing}; " if missing else "")
+            + (f"several candidates {ambiguous}; " if ambiguous else "")
+            + f"per-layer Linears seen: {layer0}. Give them with model.layout="
+            "{q: <regex with the layer index as group 1>, k: ..., v: ..., attn_out: ..., "
+            "ffn_in: ..., ffn_out: ...}"
+        )
+    return {
+        role: rf"{re.escape(prefix)}\.(\d+)\.{re.escape(suffix)}$"
+        for role, ((prefix, suffix),) in per_role.items()
+    }

@@ -1,0 +1,119 @@
+"""Every encoder family with separate q/k/v projections prunes from its own module names: tiny
+random configs built here (no download), pruned with each geometry to the exact rate, one masked
+training step, and exported with the logits of the masked model. Decoders, ALBERT and fused
+projections are refused with the reason."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from blockprune_pl.pruning import BlockPruner, PruneSpec, pruning_stats
+from blockprune_pl.pruning.discover import LayoutError
+from blockprune_pl.pruning.layouts import find_prunable, layout_for
+
+BASE = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+)
+FAMILIES = {
+    "bert": BASE,
+    "roberta": BASE,
+    "xlm-roberta": BASE,
+    "camembert": BASE,
+    "electra": {**BASE, "embedding_size": 32},
+    "distilbert": dict(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=64),
+    "deberta-v2": {**BASE, "pooler_hidden_size": 32},
+    "mpnet": BASE,
+}
+
+
+def tiny(family: str):
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(family, num_labels=2, **FAMILIES[family])
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_roles_are_found_for_every_layer(family):
+    prunables = find_prunable(tiny(family), layout_for(tiny(family)))
+    assert [(p.layer, p.role) for p in prunables] == [
+        (layer, role)
+        for layer in range(2)
+        for role in ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")
+    ]
+    shapes = {p.role: tuple(p.module.weight.shape) for p in prunables}
+    assert shapes["ffn_in"] == (64, 32) and shapes["ffn_out"] == (32, 64)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons"])
+def test_prune_step_and_export_keep_the_masked_logits(family, geometry, tmp_path):
+    from omegaconf import OmegaConf
+
+    from blockprune_pl.export import export_model, load_pruned
+
+    model = tiny(family)
+    spec = PruneSpec(geometry=geometry, rate=2.0, block=(8, 8), col_blocks=4)
+    pruner = BlockPruner(spec).prepare(model)
+    pruner.prune(spec.density)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    assert stats["achieved_rate"] == pytest.approx(2.0, rel=0.05)
+    # one masked training step: the pruned weights stay exactly zero
+    ids = torch.randint(5, 99, (3, 9))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    loss = model(input_ids=ids, labels=torch.tensor([0, 1, 1])).loss
+    loss.backward()
+    pruner.mask_grads()
+    optimizer.step()
+    pruner.apply_masks()
+    model.eval()
+    for name, mask in pruner.masks().items():
+        assert torch.all(model.get_parameter(name)[~mask] == 0), name
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 4, "block": [8, 8]})
+    forms = ["hf", "gathered" if geometry != "neurons" else "compact"]
+    for fmt in forms:
+        folder = export_model(model, None, prune_cfg, tmp_path / fmt, fmt, measure=False)
+        with torch.no_grad():
+            got = load_pruned(folder)(input_ids=ids).logits
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("family", "kwargs", "message"),
+    [
+        ("gpt2", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4), "is a decoder"),
+        ("llama", {**BASE, "num_key_value_heads": 4}, "is a decoder"),
+        ("albert", {**BASE, "embedding_size": 16}, "shares one set of weights"),
+    ],
+)
+def test_families_that_cannot_be_pruned_this_way_are_refused(family, kwargs, message):
+    config = AutoConfig.for_model(family, num_labels=2, **kwargs)
+    model = AutoModelForSequenceClassification.from_config(config)
+    with pytest.raises(LayoutError, match=message):
+        layout_for(model)
+
+
+def test_a_fused_projection_is_named_and_refused():
+    model = tiny("bert")
+    layer = model.bert.encoder.layer[0].attention.self
+    layer.Wqkv = torch.nn.Linear(32, 96)
+    model.config.model_type = "fused-bert"
+    with pytest.raises(LayoutError, match=r"attention\.self\.Wqkv is a fused projection"):
+        layout_for(model)
+
+
+def test_unclear_roles_name_the_modules_seen():
+    model = tiny("bert")
+    model.config.model_type = "renamed-bert"
+    for layer in model.bert.encoder.layer:
+        layer.attention.self.qq = layer.attention.self.query
+        del layer.attention.self.query
+    with pytest.raises(LayoutError, match=r"no module for \['q'\].*attention\.self\.key"):
+        layout_for(model)
