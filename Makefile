@@ -1,9 +1,9 @@
 PY ?= .venv/bin/python
 GLUE ?= $(abspath ../shared/data/glue)
-# The paper pipeline at rate 5, sized to finish in about 15 minutes on 2 CPU cores.
-RUN_ARGS ?= prune.rate=5.0 task.train_limit=4000 optim.lr=1e-4 prune.phases.retrain=2
+# The default recipe at rate 5 on SST-2, sized to finish within 12 minutes on 2 CPU cores.
+RUN_ARGS ?= prune.rate=5.0 task.train_limit=3000 optim.lr=1e-4 prune.phases.retrain=2
 
-.PHONY: install run test test-fast lint sweep bench
+.PHONY: install run test test-fast fuzz lint sweep bench
 
 install: .venv/.installed
 
@@ -23,7 +23,12 @@ test: install
 	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) $(PY) -m pytest -q
 
 test-fast: install
-	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) $(PY) -m pytest -q -m "not slow"
+	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) $(PY) -m pytest -q -m unit
+
+# The config fuzzer with many draws (make test runs a few): FUZZ_EXAMPLES=N to change
+fuzz: install
+	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q \
+		tests/integration/test_fuzz_configs.py
 
 lint: install
 	$(PY) -m ruff check blockprune_pl tests

@@ -143,7 +143,8 @@ def bench(
                 }
             )
     scratch.cleanup()
-    weights = path / "model.safetensors"
+    # an int8 export's weights are its ONNX graph; the safetensors beside it are the fp32 form
+    weights = path / ("model.onnx" if (path / "int8.json").is_file() else "model.safetensors")
     return {
         "path": str(path),
         "runtime": runtime,

@@ -59,3 +59,14 @@ def tiny_cfg(glue, tmp_path):
         return compose([f"task.data_dir={glue}", *TINY_RUN, *overrides], tmp_path / out)
 
     return make
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tiers by folder: tests/unit (fast, tiny models), tests/integration (whole runs on tiny
+    models, DDP, launchers), tests/slow (the real MiniLM)."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        elif "unit" in parts:
+            item.add_marker(pytest.mark.unit)

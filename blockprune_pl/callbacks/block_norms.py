@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from blockprune_pl.callbacks.pruning import PruningCallback
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning import pruning_stats
 
 
@@ -19,7 +20,7 @@ class BlockNormLogger(L.Callback):
         self, pruning: PruningCallback, every: int = 50, small: float = 1e-2, images_every: int = 10
     ):
         if every < 1:
-            raise ValueError(f"prune.log_every={every} must be >= 1")
+            raise ConfigError(f"prune.log_every={every} must be >= 1")
         self.pruning, self.every, self.small, self.images_every = (
             pruning,
             every,

@@ -10,15 +10,16 @@ from pathlib import Path
 import lightning as L
 from transformers import AutoModelForSequenceClassification
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.models.encoder import resolve_name_or_path
 
 
 class DistillationCallback(L.Callback):
     def __init__(self, distill, start_step: int, out_dir: str | Path):
         if not 0.0 <= float(distill.alpha) <= 1.0:
-            raise ValueError(f"prune.distill.alpha={distill.alpha} must be in [0, 1]")
+            raise ConfigError(f"prune.distill.alpha={distill.alpha} must be in [0, 1]")
         if float(distill.temperature) <= 0:
-            raise ValueError(f"prune.distill.temperature={distill.temperature} must be > 0")
+            raise ConfigError(f"prune.distill.temperature={distill.temperature} must be > 0")
         self.distill, self.start_step, self.out_dir = distill, start_step, Path(out_dir)
         self.teacher_path = resolve_name_or_path(distill.teacher) if distill.teacher else None
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 from blockprune_pl.pruning.masks import cubic_density
 
@@ -47,16 +48,16 @@ class PruningCallback(L.Callback):
         prune_every: int = 20,
     ):
         if schedule not in SCHEDULES:
-            raise ValueError(
+            raise ConfigError(
                 f"prune.schedule={schedule!r} is not allowed; choose one of {SCHEDULES}"
             )
         if reweight_every < 0 or prune_every < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"prune.reweight_every={reweight_every} must be >= 0 and "
                 f"prune.prune_every={prune_every} >= 1"
             )
         if min(plan.finetune, plan.penalty, plan.retrain) < 0:
-            raise ValueError(f"phase lengths must be >= 0, got {plan}")
+            raise ConfigError(f"phase lengths must be >= 0, got {plan}")
         self.spec, self.plan = spec, plan
         self.reweight_every, self.schedule, self.prune_every = reweight_every, schedule, prune_every
         self.pruner: BlockPruner | None = None
@@ -199,7 +200,7 @@ class PruningCallback(L.Callback):
     def _load(self, state: dict) -> None:
         plan = [self.plan.finetune, self.plan.penalty, self.plan.retrain]
         if state["plan"] != plan:
-            raise ValueError(
+            raise ConfigError(
                 f"checkpoint phase lengths (finetune, penalty, retrain) = {state['plan']} differ "
                 f"from this run's {plan} in optimizer steps; resume with the same prune.phases, "
                 "task.train_limit and optim.batch_size"

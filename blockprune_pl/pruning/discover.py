@@ -8,6 +8,8 @@ import re
 
 from torch import nn
 
+from blockprune_pl.errors import ConfigError
+
 # the last part(s) of a per-layer module's name (after the layer index), per role
 _NAMES = {
     "q": ("query", "q_lin", "q_proj", "query_proj", "q"),
@@ -41,7 +43,7 @@ _DECODERS = (
 _LAYER = re.compile(r"^(.*?)\.(\d+)\.(.+)$")
 
 
-class LayoutError(ValueError):
+class LayoutError(ConfigError):
     """The roles of a model cannot be decided; the message names the modules seen."""
 
 

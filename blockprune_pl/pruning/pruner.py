@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
 from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
 from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for
@@ -73,7 +74,7 @@ class BlockPruner:
         else:
             block = self.spec.block
         if block[0] > out_features or block[1] > in_features:
-            raise ValueError(
+            raise ConfigError(
                 f"prune.block={list(block)} does not fit {p.name}.weight of shape "
                 f"({out_features}, {in_features}): rows must be <= {out_features} and cols <= "
                 f"{in_features}"
@@ -242,7 +243,7 @@ class BlockPruner:
         if state["identity"] != self.spec.identity():
             theirs, ours = state["identity"], self.spec.identity()
             diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
-            raise ValueError(
+            raise ConfigError(
                 "this checkpoint was pruned with different settings and cannot resume this run: "
                 + ", ".join(
                     f"prune.{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items()
@@ -250,7 +251,7 @@ class BlockPruner:
             )
         labels = [g.label for g in self.groups]
         if list(state["alpha"]) != labels:
-            raise ValueError("checkpoint pruning groups do not match this model's prunable layers")
+            raise ConfigError("checkpoint pruning groups do not match this model's prunable layers")
         self.alpha = [state["alpha"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
         self.keep = [state["keep"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
         self.density = float(state["density"])
@@ -304,7 +305,7 @@ def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[Cou
             if not present:
                 continue
             if len(present) != len(coupled):
-                raise ValueError(
+                raise ConfigError(
                     f"prune.geometry=neurons couples roles {list(coupled)}; layer {layer} has only "
                     f"{present}: add the missing roles to prune.roles"
                 )

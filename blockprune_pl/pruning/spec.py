@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.layouts import ROLES
 
 GEOMETRIES = ("bsp", "tiles", "neurons", "irregular")
@@ -48,32 +49,36 @@ class PruneSpec:
         _choice("target", self.target, TARGETS)
         _choice("lam_per", self.lam_per, LAM_PER)
         if self.lam_per == "phase" and self.penalty_mode != "proximal":
-            raise ValueError(
+            raise ConfigError(
                 "prune.lam_per='phase' needs prune.penalty_mode='proximal' (under Adam a "
                 "gradient term has no phase-wide size); set one or the other"
             )
         if self.balance and (self.geometry not in ("bsp", "tiles") or self.scope != "layer"):
-            raise ValueError(
+            raise ConfigError(
                 f"prune.balance=true needs prune.geometry in ['bsp', 'tiles'] and "
                 f"prune.scope='layer' (got geometry={self.geometry!r}, scope={self.scope!r})"
             )
         if not 0.0 <= float(self.min_density) <= 1.0:
-            raise ValueError(f"prune.min_density={self.min_density} is not allowed: in [0, 1]")
+            raise ConfigError(f"prune.min_density={self.min_density} is not allowed: in [0, 1]")
         rate = float(self.rate)
         if not math.isfinite(rate) or rate < 1.0:
-            raise ValueError(f"prune.rate={self.rate!r} is not allowed: it must be finite and >= 1")
+            raise ConfigError(
+                f"prune.rate={self.rate!r} is not allowed: it must be finite and >= 1"
+            )
         object.__setattr__(self, "rate", rate)
         if len(self.block) != 2 or min(self.block) < 1:
-            raise ValueError(f"prune.block={list(self.block)} is not allowed: two positive ints")
+            raise ConfigError(f"prune.block={list(self.block)} is not allowed: two positive ints")
         if int(self.col_blocks) < 1:
-            raise ValueError(f"prune.col_blocks={self.col_blocks} is not allowed: it must be >= 1")
+            raise ConfigError(f"prune.col_blocks={self.col_blocks} is not allowed: it must be >= 1")
         bad = [r for r in self.roles if r not in ROLES]
         if bad or not self.roles:
-            raise ValueError(f"prune.roles={list(self.roles)} is not allowed; roles: {list(ROLES)}")
+            raise ConfigError(
+                f"prune.roles={list(self.roles)} is not allowed; roles: {list(ROLES)}"
+            )
         if self.lam < 0 or not math.isfinite(self.lam):
-            raise ValueError(f"prune.lam={self.lam} is not allowed: finite and >= 0")
+            raise ConfigError(f"prune.lam={self.lam} is not allowed: finite and >= 0")
         if self.eps <= 0 or not math.isfinite(self.eps):
-            raise ValueError(f"prune.eps={self.eps} is not allowed: finite and > 0")
+            raise ConfigError(f"prune.eps={self.eps} is not allowed: finite and > 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> PruneSpec:
@@ -96,4 +101,4 @@ class PruneSpec:
 
 def _choice(key: str, value, allowed) -> None:
     if value not in allowed:
-        raise ValueError(f"prune.{key}={value!r} is not allowed; choose one of {list(allowed)}")
+        raise ConfigError(f"prune.{key}={value!r} is not allowed; choose one of {list(allowed)}")

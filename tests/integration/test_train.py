@@ -53,15 +53,52 @@ def test_every_prune_preset_runs_and_reaches_its_rate(tiny_cfg, preset):
     assert kept == stats["kept_prunable_params"]
 
 
+def logged(cfg, key: str) -> dict[int, float]:
+    """`{step: value}` of one metric from the run's CSV log."""
+    import csv
+    from pathlib import Path
+
+    (log,) = Path(cfg.output_dir).glob("csv/*/metrics.csv")
+    return {int(r["step"]): float(r[key]) for r in csv.DictReader(log.open()) if r.get(key)}
+
+
 def test_cubic_schedule_prunes_gradually(tiny_cfg):
-    cfg = tiny_cfg("prune.rate=4.0", "prune.schedule=cubic", "prune.prune_every=1", *PHASES)
+    from blockprune_pl.pruning.masks import cubic_density
+
+    phases = ["prune.phases.finetune=2", "prune.phases.penalty=8", "prune.phases.retrain=2"]
+    cfg = tiny_cfg(
+        "prune.rate=4.0",
+        "prune.schedule=cubic",
+        "prune.prune_every=1",
+        "prune.log_every=1",
+        *phases,
+    )
     results = train.run(cfg)
     assert abs(results["pruning"]["achieved_rate"] - 4.0) < 0.1
+    density = logged(cfg, "prune/density")
+    inside = {s: d for s, d in density.items() if 2 < s < 10}
+    # every step of the penalty phase sits on the cubic curve (within one group per matrix),
+    # strictly between dense and the target: not one shot at the end
+    for step, value in inside.items():
+        assert value == pytest.approx(cubic_density(step, 2, 10, 0.25), abs=0.04), step
+    assert sum(0.3 < d < 0.95 for d in inside.values()) >= 4
+    assert list(inside.values()) == sorted(inside.values(), reverse=True)
 
 
-def test_proximal_penalty_runs(tiny_cfg):
-    cfg = tiny_cfg("prune.rate=2.0", "prune.penalty_mode=proximal", "prune.lam=10", *PHASES)
-    assert abs(train.run(cfg)["pruning"]["achieved_rate"] - 2.0) < 0.1
+@pytest.mark.parametrize("penalty", [True, False])
+def test_the_targeted_penalty_empties_the_doomed_groups_before_the_cut(tiny_cfg, penalty):
+    cfg = tiny_cfg("prune.rate=2.0", f"prune.penalty={penalty}", "prune.log_every=1", *PHASES)
+    results = train.run(cfg)
+    energy = results["pruning"]["pruned_energy"]["total"]
+    doomed = logged(cfg, "prune/doomed_energy")
+    if penalty:
+        # the groups the cut removes hold almost nothing when it comes, so the metric right
+        # after the cut is the metric right before it
+        assert energy < 1e-3
+        assert doomed[7] < 0.05 * doomed[4]
+        assert results["after_prune"] == results["before_prune"]
+    else:
+        assert energy > 0.2 and doomed[7] > 0.2
 
 
 def test_existing_results_are_never_overwritten(tiny_cfg):
