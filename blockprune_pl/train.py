@@ -33,6 +33,42 @@ register_resolvers()
 PHASE_UNITS = ("epoch", "step")
 
 
+def check_numbers(cfg) -> None:
+    """Numbers the run needs before anything else reads them: the key, the value, what is
+    allowed."""
+    checks = [
+        ("optim.batch_size", cfg.optim.batch_size, int, 1),
+        ("optim.eval_batch_size", cfg.optim.eval_batch_size, int, 1),
+        ("optim.lr", cfg.optim.lr, float, 0.0),
+        ("prune.reweight_every", cfg.prune.reweight_every, int, 0),
+        ("prune.prune_every", cfg.prune.prune_every, int, 1),
+        ("prune.log_every", cfg.prune.log_every, int, 1),
+        ("prune.penalty_lr_scale", cfg.prune.penalty_lr_scale, float, 0.0),
+        ("prune.distill.alpha", cfg.prune.distill.alpha, float, 0.0),
+        ("prune.distill.temperature", cfg.prune.distill.temperature, float, 0.0),
+        ("prune.distill.hidden_weight", cfg.prune.distill.hidden_weight, float, 0.0),
+        *((f"prune.phases.{k}", cfg.prune.phases[k], float, 0.0) for k in PHASE_KEYS),
+    ]
+    for key, value, kind, low in checks:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is int:
+            number = number and float(value).is_integer()
+        if not number or not math.isfinite(value) or value < low:
+            wanted = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{key}={value!r} is not allowed: {wanted} >= {low:g}")
+    if cfg.prune.distill.alpha > 1:
+        raise ConfigError(
+            f"prune.distill.alpha={cfg.prune.distill.alpha!r} is not allowed: in [0, 1]"
+        )
+    if cfg.prune.distill.temperature <= 0:
+        raise ConfigError(
+            f"prune.distill.temperature={cfg.prune.distill.temperature!r} is not allowed: > 0"
+        )
+
+
+PHASE_KEYS = ("finetune", "penalty", "retrain")
+
+
 def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
     """Phase lengths in optimizer steps; a dense run (rate 1) has only the fine-tune phase."""
     unit = prune_cfg.phase_unit
@@ -135,6 +171,7 @@ def run(cfg: DictConfig) -> dict:
         )
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
+    check_numbers(cfg)
     check_export(cfg.get("export"))
     check_wandb_credentials(cfg.logger)
     spec = PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))

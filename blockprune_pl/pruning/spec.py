@@ -41,7 +41,15 @@ class PruneSpec:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "block", tuple(int(b) for b in self.block))
+        for name in ("rate", "lam", "eps", "min_density"):
+            object.__setattr__(self, name, _typed(name, getattr(self, name), float))
+        object.__setattr__(self, "col_blocks", _typed("col_blocks", self.col_blocks, int))
+        for name in ("penalty", "reweighted", "relative", "balance"):
+            _typed(name, getattr(self, name), bool)
+        if isinstance(self.block, (str, int, float)) or len(tuple(self.block)) != 2:
+            raise ConfigError(f"prune.block={self.block!r} is not allowed: two positive ints")
+        block = tuple(_typed("block", b, int) for b in self.block)
+        object.__setattr__(self, "block", block)
         object.__setattr__(self, "roles", tuple(self.roles))
         _choice("geometry", self.geometry, GEOMETRIES)
         _choice("scope", self.scope, SCOPES)
@@ -97,6 +105,24 @@ class PruneSpec:
         d = asdict(self)
         keys = ("geometry", "rate", "block", "col_blocks", "roles", "scope", "balance")
         return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keys}
+
+
+def _typed(key: str, value, kind: type):
+    """`value` as `kind` (an int where an int is asked, any real number where a float is),
+    or an error naming the key: a string or a list is never read as a number or a switch."""
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"prune.{key}={value!r} is not allowed: true or false")
+        return value
+    whole = kind is int and isinstance(value, float) and value.is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and isinstance(value, float) and not whole)
+    ):
+        wanted = "an integer" if kind is int else "a number"
+        raise ConfigError(f"prune.{key}={value!r} is not allowed: {wanted}")
+    return kind(value)
 
 
 def _choice(key: str, value, allowed) -> None:
