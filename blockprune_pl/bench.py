@@ -79,8 +79,12 @@ def onnx_runner(model, n_threads: int, file: Path):
     options.intra_op_num_threads, options.inter_op_num_threads = n_threads, 1
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
 
+    names = [i.name for i in session.get_inputs()]
+
     def run(input_ids, attention_mask):
         feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        if "token_type_ids" in names:
+            feed["token_type_ids"] = torch.zeros_like(input_ids).numpy()
         return session.run(None, feed)
 
     return run

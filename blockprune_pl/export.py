@@ -82,7 +82,9 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
     if fmt == "hf":
         model.save_pretrained(partial)
     elif fmt == "gathered" or (
-        fmt in ("onnx", "int8") and prune_cfg.geometry in GATHERED_GEOMETRIES
+        fmt in ("onnx", "int8")
+        and prune_cfg.geometry in GATHERED_GEOMETRIES
+        and float(prune_cfg.get("rate", 2.0)) > 1.0  # a dense run's fast form is itself
     ):
         save_gathered(model, prune_cfg, partial, measure)
     else:
@@ -219,22 +221,31 @@ def load_pruned(path: str | Path, int8: bool = True):
     return model.eval()
 
 
+def onnx_inputs(config) -> list[str]:
+    """The graph's inputs: `token_type_ids` too where the model has segment embeddings (BERT's
+    sentence pairs: without them the second sentence would be read as the first)."""
+    names = ["input_ids", "attention_mask"]
+    if getattr(config, "type_vocab_size", 0) > 1:
+        names.append("token_type_ids")
+    return names
+
+
 def save_onnx(model, file: Path, seq: int = 128) -> None:
-    ids = torch.ones(1, seq, dtype=torch.long)
-    mask = torch.ones(1, seq, dtype=torch.long)
+    names = onnx_inputs(model.config)
+    inputs = {name: torch.ones(1, seq, dtype=torch.long) for name in names}
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"][:, seq // 2 :] = 1  # both segments, so neither is folded away
     with torch.no_grad():
-        model(input_ids=ids, attention_mask=mask)  # gathered layers pack once, outside the trace
+        model(**inputs)  # gathered layers pack once, outside the trace
     torch.onnx.export(
         model,
-        (ids, mask),
+        (),
         str(file),
-        input_names=["input_ids", "attention_mask"],
+        kwargs=inputs,
+        input_names=names,
         output_names=["logits"],
         dynamo=False,
-        dynamic_axes={
-            "input_ids": {0: "batch", 1: "seq"},
-            "attention_mask": {0: "batch", 1: "seq"},
-        },
+        dynamic_axes={name: {0: "batch", 1: "seq"} for name in names},
     )
 
 

@@ -57,10 +57,18 @@ class OnnxClassifier(nn.Module):
         )
         self.input_names = [i.name for i in self.session.get_inputs()]
 
-    def forward(self, input_ids, attention_mask=None, **_unused) -> SequenceClassifierOutput:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+    def forward(
+        self, input_ids, attention_mask=None, token_type_ids=None, **_unused
+    ) -> SequenceClassifierOutput:
+        feed = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids)
+            if attention_mask is None
+            else attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids)
+            if token_type_ids is None
+            else token_type_ids,
+        }
         feed = {k: np.asarray(feed[k].cpu().numpy(), dtype=np.int64) for k in self.input_names}
         (logits,) = self.session.run(["logits"], feed)
         return SequenceClassifierOutput(logits=torch.from_numpy(logits))

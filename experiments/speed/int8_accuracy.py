@@ -38,7 +38,7 @@ def evaluate(model, tokenizer, task, batch_size: int = 64) -> float:
                 padding=True,
                 return_tensors="pt",
             )
-            logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+            logits = model(**enc).logits
             preds.append(logits.float().numpy())
     logits, labels = np.concatenate(preds), np.asarray(rows["label"])
     if int(task.num_labels) == 1:

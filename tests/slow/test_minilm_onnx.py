@@ -34,7 +34,15 @@ def sentences(glue):
     return pd.read_parquet(glue / "sst2" / "validation.parquet")["sentence"].tolist()[:64]
 
 
-def batches(tokenizer, sentences):
+@pytest.fixture(scope="module")
+def pairs(glue):
+    rows = pd.read_parquet(glue / "stsb" / "validation.parquet")[:8]
+    return rows["sentence1"].tolist(), rows["sentence2"].tolist()
+
+
+def batches(tokenizer, sentences, pairs):
+    # sentence pairs: the second sentence is segment 1 (token_type_ids), as in MRPC or STS-B
+    yield tokenizer(*pairs, padding=True, return_tensors="pt")
     start = 0
     for batch, length in SHAPES:
         texts = sentences[start : start + batch]
@@ -51,7 +59,7 @@ def batches(tokenizer, sentences):
     ("geometry", "graph_op"), [("bsp", "ScatterElements"), ("neurons", "MatMul")]
 )
 def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
-    minilm, sentences, tmp_path, geometry, graph_op
+    minilm, sentences, pairs, tmp_path, geometry, graph_op
 ):
     import copy
 
@@ -70,10 +78,10 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     for node in scatters:  # an overwrite would drop rows that column blocks share
         assert {a.name: a.s for a in node.attribute}.get("reduction") == b"add"
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    for batch in batches(tokenizer, sentences):
+    for batch in batches(tokenizer, sentences, pairs):
         with torch.no_grad():
             expected = model(**batch).logits.numpy()
-        feed = {k: batch[k].numpy() for k in ("input_ids", "attention_mask")}
+        feed = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
         got = session.run(None, feed)[0]
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
@@ -81,7 +89,9 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
 
 
 @pytest.mark.parametrize("geometry", ["neurons", "bsp"])
-def test_int8_export_runs_in_a_plain_session_close_to_fp32(minilm, sentences, tmp_path, geometry):
+def test_int8_export_runs_in_a_plain_session_close_to_fp32(
+    minilm, sentences, pairs, tmp_path, geometry
+):
     import copy
 
     import onnx
@@ -100,11 +110,11 @@ def test_int8_export_runs_in_a_plain_session_close_to_fp32(minilm, sentences, tm
     # column block its own 2-D MatMul
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     loaded = load_pruned(folder)
-    for batch in batches(tokenizer, sentences):
+    for batch in batches(tokenizer, sentences, pairs):
         with torch.no_grad():
             expected = model(**batch).logits.numpy()
             via_loader = loaded(**batch).logits.numpy()
-        feed = {k: batch[k].numpy() for k in ("input_ids", "attention_mask")}
+        feed = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
         got = session.run(None, feed)[0]
         np.testing.assert_array_equal(via_loader, got)  # load_pruned runs the same graph
         # int8 weights and activations: near fp32, not equal (how near on a trained model,
