@@ -16,6 +16,8 @@ JOBS=${JOBS:-1}
 TASKS=${TASKS:-sst2 mrpc rte cola stsb}
 # the bsp method: proximal reweighted group Lasso (lambda chosen on SST-2, see README)
 export BSP=${BSP:-prune.penalty_mode=proximal prune.lam=3 prune.reweight_every=10}
+# what prune=bsp meant when this study ran (the default is now the recipe_minilm recipe)
+export LEGACY="prune.target=all prune.lam_per=step prune.relative=false prune.eps=1e-3 prune.distill.enabled=false prune.distill.alpha=0.5 prune.distill.hidden_weight=0"
 export HF_HUB_OFFLINE=1
 
 common() {  # the data and optimizer settings every run of task $1 shares
@@ -43,7 +45,7 @@ pruned() {  # task $1, method $2 (bsp | magnitude), rate $3: from the task's den
   [ "$2" = bsp ] && extra=$BSP
   # shellcheck disable=SC2046,SC2086
   $PY -m blockprune_pl $(common "$1") model.name=minilm model.name_or_path="$OUT/$1/dense/export_hf" \
-    prune=$2 prune.rate=$3 prune.phases.finetune=0 prune.phases.penalty=2 \
+    prune=$2 $LEGACY prune.rate=$3 prune.phases.finetune=0 prune.phases.penalty=2 \
     prune.phases.retrain=2 prune.schedule=cubic prune.prune_every=10 $extra \
     hydra.run.dir="$dir" > "$dir.log" 2>&1 || echo "FAILED $dir (see $dir.log)"
 }

@@ -17,6 +17,8 @@ JOBS=${JOBS:-1}
 TASKS=${TASKS:-sst2 mrpc rte cola stsb}
 RATES=${RATES:-5 10}
 export BSP=${BSP:-prune.penalty_mode=proximal prune.lam=3 prune.reweight_every=10}
+# what prune=bsp meant when this study ran (the default is now the recipe_minilm recipe)
+export LEGACY="prune.target=all prune.lam_per=step prune.relative=false prune.eps=1e-3 prune.distill.enabled=false prune.distill.alpha=0.5 prune.distill.hidden_weight=0"
 export KD=${KD:-prune.distill.enabled=true prune.distill.alpha=0.5 prune.distill.temperature=2}
 export HF_HUB_OFFLINE=1
 
@@ -29,7 +31,7 @@ run() {  # task $1, geometry $2 (bsp | neurons), rate $3, distillation $4 (kd | 
   # shellcheck disable=SC2086
   $PY -m blockprune_pl task=$1 task.data_dir="$GLUE" task.train_limit=$limit optim.lr=1e-4 \
     seed=42 trainer.enable_progress_bar=false trainer.enable_model_summary=false \
-    model.name=minilm model.name_or_path="$STARTS/$1/dense/export_hf" prune=$2 prune.rate=$3 \
+    model.name=minilm model.name_or_path="$STARTS/$1/dense/export_hf" prune=$2 $LEGACY prune.rate=$3 \
     prune.phases.finetune=0 prune.phases.penalty=2 prune.phases.retrain=2 prune.schedule=cubic \
     prune.prune_every=10 $extra hydra.run.dir="$dir" > "$dir.log" 2>&1 \
     || echo "FAILED $dir (see $dir.log)"
