@@ -97,7 +97,8 @@ class BlockPruner:
         matrix's median group norm m, alpha_g = m^2 / (||W_g|| + eps * m), so that a threshold
         t shrinks a typical group by about t times its norm. `target=doomed`: alpha is 0 on the
         groups the prune to the final density would now keep."""
-        doomed = [~k for k in self.select(self.spec.density)]
+        targeted = self.spec.target == "doomed"
+        doomed = [~k for k in self.select(self.spec.density)] if targeted else []
         for i, g in enumerate(self.groups):
             norms = g.norms().detach()
             ref = norms.median().clamp_min(1e-12) if self.spec.relative else norms.new_tensor(1.0)
@@ -105,7 +106,7 @@ class BlockPruner:
                 alpha = ref * reweighted_alpha(norms / ref, self.spec.eps)
             else:
                 alpha = ref * torch.ones_like(norms)
-            if self.spec.target == "doomed":
+            if targeted:
                 alpha = alpha * doomed[i]
             self.alpha[i] = alpha
 
