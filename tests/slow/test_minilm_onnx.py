@@ -55,23 +55,29 @@ def batches(tokenizer, sentences, pairs):
             )
 
 
-@pytest.mark.parametrize(
-    ("geometry", "graph_op"), [("bsp", "ScatterElements"), ("neurons", "MatMul")]
-)
-def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
-    minilm, sentences, pairs, tmp_path, geometry, graph_op
-):
+def pruned_export(minilm, geometry, folder, fmt):
+    """A copy of MiniLM pruned one-shot to rate 5, exported in `fmt` with every bsp layer kept
+    gathered (so the graph holds the scatter-adds under test): `(model, tokenizer, folder)`."""
     import copy
 
-    import onnx
     from omegaconf import OmegaConf
 
     model, tokenizer = minilm
     model = copy.deepcopy(model)
     BlockPruner(PruneSpec(geometry=geometry, rate=5.0)).prepare(model).prune(0.2)
     prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [1, 1]})
-    # every bsp layer kept gathered, so the graph holds the scatter-adds under test
-    folder = export_model(model, tokenizer, prune_cfg, tmp_path / "onnx", "onnx", measure=False)
+    return model, tokenizer, export_model(model, tokenizer, prune_cfg, folder, fmt, measure=False)
+
+
+@pytest.mark.parametrize(
+    ("geometry", "graph_op"), [("bsp", "ScatterElements"), ("neurons", "MatMul")]
+)
+def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
+    minilm, sentences, pairs, tmp_path, geometry, graph_op
+):
+    import onnx
+
+    model, tokenizer, folder = pruned_export(minilm, geometry, tmp_path / "onnx", "onnx")
     graph = onnx.load(folder / "model.onnx").graph
     scatters = [n for n in graph.node if n.op_type == "ScatterElements"]
     assert any(n.op_type == graph_op for n in graph.node)
@@ -92,18 +98,11 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
 def test_int8_export_runs_in_a_plain_session_close_to_fp32(
     minilm, sentences, pairs, tmp_path, geometry
 ):
-    import copy
-
     import onnx
-    from omegaconf import OmegaConf
 
     from blockprune_pl.export import load_pruned
 
-    model, tokenizer = minilm
-    model = copy.deepcopy(model)
-    BlockPruner(PruneSpec(geometry=geometry, rate=5.0)).prepare(model).prune(0.2)
-    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [1, 1]})
-    folder = export_model(model, tokenizer, prune_cfg, tmp_path / "int8", "int8", measure=False)
+    model, tokenizer, folder = pruned_export(minilm, geometry, tmp_path / "int8", "int8")
     graph = onnx.load(folder / "model.onnx").graph
     int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(int8_weights) >= 6 * 4  # at least the four matrices of every layer, each gathered
