@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from blockprune_pl.callbacks import BlockNormLogger, PhasePlan, PruningCallback
+from blockprune_pl.callbacks.console import progress_bar, quiet_library_notices
 from blockprune_pl.callbacks.distill import DistillationCallback
 from blockprune_pl.data import GlueDataModule
 from blockprune_pl.errors import ConfigError
@@ -134,6 +135,8 @@ def build_callbacks(cfg, spec: PruneSpec, plan: PhasePlan, out_dir: Path):
         auto_insert_metric_name=False,
     )
     callbacks = [checkpoint]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(progress_bar())
     if cfg.get("checkpoint_every_n_steps"):  # periodic checkpoints, all kept: pre-emption safety
         callbacks.append(
             ModelCheckpoint(
@@ -174,6 +177,7 @@ def run(cfg: DictConfig) -> dict:
     check_numbers(cfg)
     check_export(cfg.get("export"))
     check_wandb_credentials(cfg.logger)
+    quiet_library_notices()
     spec = PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True)
 

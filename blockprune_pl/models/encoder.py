@@ -4,10 +4,12 @@ tiny random-init config for tests."""
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from blockprune_pl.errors import ModelLoadError
 from blockprune_pl.hub import hub_offline_reason
@@ -61,18 +63,49 @@ def load_tokenizer(model_cfg):
     return _load(AutoTokenizer.from_pretrained, model_cfg.name_or_path, "tokenizer")
 
 
+@contextmanager
+def _transformers_quiet():
+    """transformers prints a LOAD REPORT table on every load from an encoder checkpoint; the
+    one line of `load_line` says what matters (the head is new)."""
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_line(name_or_path: str, info: dict) -> str:
+    """One line: where the weights came from, which were initialised fresh, which were unused."""
+    parts = [f"model: loaded {name_or_path}"]
+    for key, what in (("missing_keys", "initialised fresh"), ("unexpected_keys", "unused")):
+        names = sorted(info.get(key) or [])
+        if names:
+            shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+            parts.append(f"{what}: {shown}")
+    if info.get("mismatched_keys"):
+        parts.append(f"shape changed: {len(info['mismatched_keys'])} tensors")
+    return "; ".join(parts)
+
+
 def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
     """`AutoModelForSequenceClassification` for `model_cfg` (`name_or_path`, optional `tiny`)."""
     problem = "regression" if num_labels == 1 else "single_label_classification"
     tiny = model_cfg.get("tiny") if hasattr(model_cfg, "get") else None
     if not tiny:
-        model = _load(
-            AutoModelForSequenceClassification.from_pretrained,
-            model_cfg.name_or_path,
-            "model",
-            num_labels=num_labels,
-            problem_type=problem,
-        )
+        with _transformers_quiet():
+            model, info = _load(
+                AutoModelForSequenceClassification.from_pretrained,
+                model_cfg.name_or_path,
+                "model",
+                num_labels=num_labels,
+                problem_type=problem,
+                output_loading_info=True,
+            )
+        print(load_line(model_cfg.name_or_path, info))
         # from_pretrained returns eval mode, and Lightning keeps submodule modes: train with dropout
         return model.train()
     tiny = dict(tiny)

@@ -39,6 +39,14 @@ class BlockPruner:
         self.prunables = find_prunable(model, layout_for(model), self.spec.roles)
         if self.spec.geometry == "neurons":
             self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
+        elif self.spec.geometry == "hybrid":
+            # attention matrices in row segments, the FFN in whole neurons (Block Pruning's
+            # hybrid): an FFN neuron's input row and output column go together
+            attention = [p for p in self.prunables if p.role not in NEURON_ROLES]
+            ffn = [p for p in self.prunables if p.role in NEURON_ROLES]
+            self.groups = [self._block_groups(p) for p in attention] + _coupled_groups(
+                ffn, config.num_attention_heads
+            )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
         self.alpha = [torch.ones(len(g), device=_device(g)) for g in self.groups]
@@ -67,7 +75,7 @@ class BlockPruner:
 
     def _block_groups(self, p: PrunableLinear) -> BlockGroups:
         out_features, in_features = p.module.weight.shape
-        if self.spec.geometry == "bsp":
+        if self.spec.geometry in ("bsp", "hybrid"):
             block = (1, math.ceil(in_features / self.spec.col_blocks))
         elif self.spec.geometry == "irregular":
             block = (1, 1)

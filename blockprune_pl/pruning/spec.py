@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.layouts import ROLES
 
-GEOMETRIES = ("bsp", "tiles", "neurons", "irregular")
+GEOMETRIES = ("bsp", "tiles", "neurons", "hybrid", "irregular")
 SCOPES = ("layer", "global")
 PENALTY_MODES = ("grad", "proximal")
 TARGETS = ("all", "doomed")
@@ -20,7 +20,7 @@ class PruneSpec:
     geometry: str = "bsp"
     rate: float = 5.0  # prunable weights / kept weights
     block: tuple[int, int] = (1, 1)  # tiles only: [rows, cols] on W (out, in)
-    col_blocks: int = 8  # bsp only: a group is [1, ceil(in / col_blocks)]
+    col_blocks: int = 8  # bsp and hybrid attention: a group is [1, ceil(in / col_blocks)]
     roles: tuple[str, ...] = ROLES
     scope: str = "layer"
     penalty: bool = True

@@ -43,7 +43,7 @@ def test_unknown_family_lists_the_known_ones():
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-@pytest.mark.parametrize("geometry", ["bsp", "tiles", "irregular", "neurons"])
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "irregular", "neurons", "hybrid"])
 @pytest.mark.parametrize("scope", ["layer", "global"])
 @pytest.mark.parametrize("rate", [2.0, 5.0])
 def test_achieved_rate_is_within_one_group_of_the_target(family, geometry, scope, rate):
@@ -93,6 +93,25 @@ def test_neurons_remove_whole_heads_and_neurons_with_biases():
     assert torch.equal(ffn_in.bias != 0, alive)
     stats = pruning_stats(model, pruner.prunables, 4)
     assert stats["kept_heads"] == 2 and stats["kept_neurons"] == 32
+
+
+def test_hybrid_cuts_attention_into_row_segments_and_the_ffn_into_whole_neurons():
+    model, pruner = prepared("hybrid", rate=4.0, col_blocks=4)
+    pruner.prune(0.25)
+    layer = model.bert.encoder.layer[0]
+    for lin in (layer.attention.self.query, layer.attention.output.dense):
+        segments = (lin.weight.reshape(32, 4, 8) != 0).any(-1)  # (rows, column blocks)
+        # each 8-wide segment is kept or cut whole, and rows are cut in some blocks only
+        assert torch.equal(segments, (lin.weight.reshape(32, 4, 8) != 0).all(-1))
+        assert int(segments.sum()) == 32
+        assert not torch.equal(segments.all(1), segments.any(1))
+    ffn_in, ffn_out = layer.intermediate.dense, layer.output.dense
+    alive = (ffn_in.weight != 0).all(1)
+    assert int(alive.sum()) == 16
+    assert torch.equal((ffn_out.weight != 0).all(0), alive)
+    assert not bool((ffn_in.weight[~alive] != 0).any())
+    assert [g.kind for g in pruner.groups[:4]] == ["q", "k", "v", "attn_out"]
+    assert pruner.groups[-1].kind == "neurons"
 
 
 def written_penalty(model, pruner, lam):
@@ -145,7 +164,7 @@ def test_proximal_step_shrinks_groups_and_zeroes_small_ones():
     assert all(torch.count_nonzero(n) == 0 for n in pruner.norms())
 
 
-@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons", "irregular"])
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons", "hybrid", "irregular"])
 def test_pruned_weights_stay_exactly_zero_through_1000_adamw_steps(geometry):
     model, pruner = prepared(geometry)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
