@@ -4,16 +4,18 @@
   by anyone with `AutoModelForSequenceClassification.from_pretrained`;
 - `compact`: empty heads and FFN neurons removed, a smaller dense model; per-layer widths are
   saved in `compact.json` beside the weights, and `blockprune_pl.load_pruned` rebuilds it;
-- `gathered`: for `bsp`/`tiles` runs, each pruned Linear stores only its kept blocks (values +
+- `gathered`: for `bsp`/`tiles` runs (and the attention of `hybrid` runs, whose FFN is
+  compacted as in `compact`), each pruned Linear stores only its kept blocks (values +
   row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
   and input size the faster of dense and gathered on this machine is used (measured once at
   128/512/4,096 tokens with 1 thread and with torch's thread count, in `gathered.json`);
 - `int8`: the `onnx` export with its MatMul/Gemm weights quantized to int8 per output channel
   (onnxruntime's dynamic quantization; `int8.json` says how); `load_pruned` runs it in
   onnxruntime;
-- `onnx`: the run's fast form (gathered for `bsp`/`tiles`, else compact) as ONNX (`model.onnx`,
-  beside the folder it was made from); each layer's shape is recorded in the graph, and each
-  gathered layer's form is the one chosen for the traced size (one sequence of 128 tokens).
+- `onnx`: the run's fast form (gathered for `bsp`/`tiles`/`hybrid`, else compact) as ONNX
+  (`model.onnx`, beside the folder it was made from); each layer's shape is recorded in the
+  graph, and each gathered layer's form is the one chosen for the traced size (one sequence
+  of 128 tokens).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from blockprune_pl.models import build_model, load_tokenizer
 FORMATS = ("hf", "compact", "gathered", "onnx", "int8")
 COMPACT_FILE = "compact.json"
 GATHERED_FILE = "gathered.json"
-GATHERED_GEOMETRIES = ("bsp", "tiles")
+GATHERED_GEOMETRIES = ("bsp", "tiles", "hybrid")
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -103,17 +105,18 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
     return out
 
 
-def save_compact(model, folder: Path) -> None:
+def save_compact(model, folder: Path, write_weights: bool = True) -> None:
     from safetensors.torch import save_file
 
     from blockprune_pl.pruning.compact import compact
 
     folder.mkdir(parents=True, exist_ok=True)
     widths = compact(model)
-    model.config.save_pretrained(folder)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, folder / "model.safetensors")
     (folder / COMPACT_FILE).write_text(json.dumps({"layer_widths": widths}, indent=2))
+    if write_weights:
+        model.config.save_pretrained(folder)
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, folder / "model.safetensors")
 
 
 def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
@@ -122,18 +125,26 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
     from blockprune_pl.pruning import find_prunable, layout_for
     from blockprune_pl.pruning.compact import _replace
     from blockprune_pl.pruning.gathered import GatheredLinear, dense_ranges
+    from blockprune_pl.pruning.pruner import HEAD_ROLES
 
     geometry = prune_cfg.geometry
     if geometry not in GATHERED_GEOMETRIES:
-        raise ConfigError(f"--format gathered needs a bsp or tiles run, not geometry={geometry!r}")
+        raise ConfigError(
+            f"--format gathered needs a run with geometry in {list(GATHERED_GEOMETRIES)}, "
+            f"not geometry={geometry!r}"
+        )
     folder.mkdir(parents=True, exist_ok=True)
+    prunables = find_prunable(model, layout_for(model))
+    if geometry == "hybrid":  # whole FFN neurons: removed; the attention's segments: gathered
+        save_compact(model, folder, write_weights=False)
+        prunables = [p for p in find_prunable(model, layout_for(model)) if p.role in HEAD_ROLES]
     layers = {}
-    for p in find_prunable(model, layout_for(model)):
+    for p in prunables:
         in_features = p.module.in_features
         width = (
-            math.ceil(in_features / prune_cfg.col_blocks)
-            if geometry == "bsp"
-            else prune_cfg.block[1]
+            prune_cfg.block[1]
+            if geometry == "tiles"
+            else math.ceil(in_features / prune_cfg.col_blocks)
         )
         gathered = GatheredLinear.from_linear(p.module, width)
         plan, timings = {}, {}
@@ -207,6 +218,8 @@ def load_pruned(path: str | Path, int8: bool = True):
         return OnnxClassifier(path / "model.onnx").eval()
     if (path / GATHERED_FILE).is_file():
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
+        if (path / COMPACT_FILE).is_file():  # hybrid: the FFN was compacted first
+            apply_widths(model, json.loads((path / COMPACT_FILE).read_text())["layer_widths"])
         layers = json.loads((path / GATHERED_FILE).read_text())["layers"]
         _gathered_shells(model, layers)
         model.load_state_dict(load_file(path / "model.safetensors"))

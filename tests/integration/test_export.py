@@ -16,7 +16,7 @@ def runs(glue, tmp_path_factory):
     from tests.conftest import TINY_RUN, compose
 
     made = {}
-    for preset in ("bsp", "tiles", "neurons", "irregular"):
+    for preset in ("bsp", "tiles", "neurons", "hybrid", "irregular"):
         out = tmp_path_factory.mktemp(preset)
         extra = ["prune.block=[8,8]"] if preset == "tiles" else []
         cfg = compose(
@@ -42,12 +42,12 @@ def logits(model, tokenizer):
         return model(**batch).logits, batch
 
 
-@pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "irregular"])
+@pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "hybrid", "irregular"])
 @pytest.mark.parametrize("fmt", ["hf", "compact", "gathered"])
 def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path):
     out_dir, results = runs[preset]
-    if fmt == "gathered" and preset not in ("bsp", "tiles"):
-        pytest.skip("gathered is for bsp and tiles runs")
+    if fmt == "gathered" and preset not in ("bsp", "tiles", "hybrid"):
+        pytest.skip("gathered is for bsp, tiles and hybrid runs")
     masked, tokenizer, _ = load_run(out_dir)
     folder = export(out_dir, tmp_path / fmt, fmt)
     loaded = load_pruned(folder)
@@ -57,12 +57,21 @@ def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path
     if fmt == "hf":
         plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
         assert torch.equal(logits(plain, tokenizer)[0], got)
+    if fmt in ("compact", "gathered") and preset == "hybrid":
+        # the FFN lost whole neurons (smaller tensors), the attention keeps its segments
+        widths = json.loads((folder / "compact.json").read_text())["layer_widths"]
+        assert all(w["ffn"] < masked.config.intermediate_size for w in widths.values())
+    if fmt == "gathered" and preset == "hybrid":
+        from blockprune_pl.pruning.gathered import GatheredLinear
+
+        gathered = [n for n, m in loaded.named_modules() if isinstance(m, GatheredLinear)]
+        assert gathered and all("attention" in n for n in gathered)
     if fmt == "compact" and preset == "neurons":
         dense_params = sum(p.numel() for p in masked.parameters())
         assert sum(p.numel() for p in loaded.parameters()) < dense_params
 
 
-@pytest.mark.parametrize("preset", ["neurons", "bsp"])  # compact and gathered graphs
+@pytest.mark.parametrize("preset", ["neurons", "bsp", "hybrid"])  # compact, gathered, both
 def test_onnx_export_matches_torch(runs, tmp_path, preset):
     ort = pytest.importorskip("onnxruntime")
     out_dir, _ = runs[preset]
@@ -72,7 +81,7 @@ def test_onnx_export_matches_torch(runs, tmp_path, preset):
     session = ort.InferenceSession(str(folder / "model.onnx"))
     got = session.run(None, {i.name: batch[i.name].numpy() for i in session.get_inputs()})[0]
     np.testing.assert_allclose(got, expected.numpy(), atol=1e-4)
-    assert (folder / ("gathered.json" if preset == "bsp" else "compact.json")).is_file()
+    assert (folder / ("compact.json" if preset == "neurons" else "gathered.json")).is_file()
 
 
 def test_unknown_format_and_missing_checkpoint_are_named(tmp_path):
