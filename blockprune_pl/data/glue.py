@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -50,15 +51,49 @@ def load_split(task, split: str) -> dict[str, list]:
             f"task {task.name!r}: {where} has no rows; a {split!r} split needs at least one. "
             f"{_fixes(task)}"
         )
-    labels = np.asarray(columns["label"])
-    if int(task.num_labels) > 1:
-        bad = labels[(labels < 0) | (labels >= int(task.num_labels))]
-        if bad.size:
-            raise DataError(
-                f"task {task.name!r}: {where} has labels {sorted(set(bad.tolist()))[:5]} outside "
-                f"0..{int(task.num_labels) - 1} (test splits hide their labels as -1)"
-            )
+    for field in task.text_fields:
+        _check_texts(task, where, field, columns[field])
+    _check_labels(task, where, columns["label"])
     return {c: list(columns[c]) for c in needed}
+
+
+def _check_texts(task, where: str, field: str, values: list) -> None:
+    """Every row a string: None (a null), bytes (a binary column, e.g. not UTF-8) or numbers
+    would reach the tokenizer and fail there with a message naming neither file nor row."""
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise DataError(
+                f"task {task.name!r}: {where} column {field!r} row {i} is {_shown(value)}, not a "
+                "string. Fix: write that column as UTF-8 strings (empty strings are allowed) "
+                "and drop or fill the rows without text."
+            )
+
+
+def _check_labels(task, where: str, values: list) -> None:
+    """Classification: whole numbers in 0..num_labels-1 (test splits hide labels as -1 and
+    cannot be trained or scored). Regression: finite numbers, inside `task.label_range`."""
+    classes = int(task.num_labels)
+    for i, value in enumerate(values):
+        number = isinstance(value, (int, float, np.integer, np.floating))
+        finite = number and not isinstance(value, bool) and math.isfinite(value)
+        if classes > 1:
+            ok = finite and float(value).is_integer() and 0 <= value < classes
+            allowed = f"whole numbers 0..{classes - 1}"
+        else:
+            low, high = task.get("label_range") or (-math.inf, math.inf)
+            ok = finite and low <= value <= high
+            allowed = f"finite numbers in [{low}, {high}]"
+        if not ok:
+            hint = " (test splits hide their labels as -1)" if value == -1 else ""
+            raise DataError(
+                f"task {task.name!r}: {where} row {i} has label {_shown(value)}; the task "
+                f"needs {allowed}{hint}. Fix: correct or drop that row."
+            )
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _load_hub(task, split: str) -> dict[str, list]:

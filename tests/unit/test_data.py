@@ -105,7 +105,7 @@ def test_labels_out_of_range_are_reported(tmp_path):
     pq.write_table(
         pa.table({"sentence": ["a"], "label": [-1]}), tmp_path / "sst2" / "train.parquet"
     )
-    with pytest.raises(DataError, match=r"labels \[-1\] outside 0..1"):
+    with pytest.raises(DataError, match=r"row 0 has label -1; the task needs whole numbers 0..1"):
         load_split(task_cfg("sst2", tmp_path), "train")
 
 
