@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.export import load_pruned
 from blockprune_pl.io import write_json_atomic
+from blockprune_pl.threads import torch_threads
 
 
 def _ints(text: str) -> list[int]:
@@ -115,37 +116,38 @@ def bench(
     dense_flops, pruned_flops = encoder_linear_flops(dense), encoder_linear_flops(pruned)
     rows = []
     scratch = tempfile.TemporaryDirectory()
-    for n_threads in threads:
-        torch.set_num_threads(n_threads)
-        models = {"dense": dense, "pruned": pruned}
-        if runtime == "onnxruntime":
-            # the pruned side runs the shipped model.onnx where the folder has one
-            files = {"dense": Path(scratch.name) / "dense.onnx", "pruned": path / "model.onnx"}
-            if not files["pruned"].is_file():
-                files["pruned"] = Path(scratch.name) / "pruned.onnx"
-            models = {k: onnx_runner(m, n_threads, files[k]) for k, m in models.items()}
-        elif runtime == "compile":
-            # one graph per input shape (dynamic=False): the fastest code for each timed shape;
-            # compilation happens in the warm-up passes, outside the timing
-            models = {k: torch.compile(m, dynamic=False) for k, m in models.items()}
-        for batch in batches:
-            stats = {}
-            for name, model in models.items():
-                t = latency(model, batch, seq, repeats, warmup)
-                q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
-                stats[name] = {
-                    "median_ms": 1e3 * statistics.median(t),
-                    "iqr_ms": 1e3 * (q[2] - q[0]),
-                }
-            rows.append(
-                {
-                    "threads": n_threads,
-                    "batch": batch,
-                    "seq": seq,
-                    **stats,
-                    "speedup": stats["dense"]["median_ms"] / stats["pruned"]["median_ms"],
-                }
-            )
+    with torch_threads(None):  # each count is set in turn; the caller's comes back
+        for n_threads in threads:
+            torch.set_num_threads(n_threads)
+            models = {"dense": dense, "pruned": pruned}
+            if runtime == "onnxruntime":
+                # the pruned side runs the shipped model.onnx where the folder has one
+                files = {"dense": Path(scratch.name) / "dense.onnx", "pruned": path / "model.onnx"}
+                if not files["pruned"].is_file():
+                    files["pruned"] = Path(scratch.name) / "pruned.onnx"
+                models = {k: onnx_runner(m, n_threads, files[k]) for k, m in models.items()}
+            elif runtime == "compile":
+                # one graph per input shape (dynamic=False): the fastest code for each timed shape;
+                # compilation happens in the warm-up passes, outside the timing
+                models = {k: torch.compile(m, dynamic=False) for k, m in models.items()}
+            for batch in batches:
+                stats = {}
+                for name, model in models.items():
+                    t = latency(model, batch, seq, repeats, warmup)
+                    q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
+                    stats[name] = {
+                        "median_ms": 1e3 * statistics.median(t),
+                        "iqr_ms": 1e3 * (q[2] - q[0]),
+                    }
+                rows.append(
+                    {
+                        "threads": n_threads,
+                        "batch": batch,
+                        "seq": seq,
+                        **stats,
+                        "speedup": stats["dense"]["median_ms"] / stats["pruned"]["median_ms"],
+                    }
+                )
     scratch.cleanup()
     # an int8 export's weights are its ONNX graph; the safetensors beside it are the fp32 form
     weights = path / ("model.onnx" if (path / "int8.json").is_file() else "model.safetensors")

@@ -23,14 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from blockprune_pl.errors import ConfigError
+from blockprune_pl.io import atomic_folder
 from blockprune_pl.models import build_model, load_tokenizer
+from blockprune_pl.threads import torch_threads
 
 FORMATS = ("hf", "compact", "gathered", "onnx", "int8")
 COMPACT_FILE = "compact.json"
@@ -78,9 +79,12 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
     """Write a pruned model (zeros in place, as a run leaves it) in `fmt` to the folder `out`.
     `prune_cfg` needs `geometry`, `col_blocks` and `block`; `measure=False` keeps every gathered
     layer gathered instead of timing it against one dense GEMM; `tokenizer` may be None."""
-    out = Path(out)
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    with atomic_folder(out) as partial:  # whole folder or nothing
+        _write_format(model, tokenizer, prune_cfg, partial, fmt, measure)
+    return Path(out)
+
+
+def _write_format(model, tokenizer, prune_cfg, partial: Path, fmt: str, measure: bool) -> None:
     if fmt == "hf":
         model.save_pretrained(partial)
     elif fmt == "gathered" or (
@@ -99,10 +103,6 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
         quantize_int8(partial / "model.onnx", partial)
     if tokenizer is not None:
         tokenizer.save_pretrained(partial)
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)  # whole folder or nothing
-    return out
 
 
 def save_compact(model, folder: Path, write_weights: bool = True) -> None:
@@ -148,14 +148,12 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
         )
         gathered = GatheredLinear.from_linear(p.module, width)
         plan, timings = {}, {}
-        threads = torch.get_num_threads()
         # small GEMMs gain less from threads than a large one: the choice depends on the count
-        for n in sorted({1, threads}) if measure else []:
-            torch.set_num_threads(n)
-            ranges, timings[n] = dense_ranges(p.module, gathered)
+        for n in sorted({1, torch.get_num_threads()}) if measure else []:
+            with torch_threads(n):
+                ranges, timings[n] = dense_ranges(p.module, gathered)
             # [lo, hi) token counts run dense; JSON has no infinity: hi null = no upper end
             plan[n] = [[lo, hi if math.isfinite(hi) else None] for lo, hi in ranges]
-        torch.set_num_threads(threads)
         layers[p.name] = {
             "dense_for_tokens": plan,  # per thread count
             "timings_ms": timings,

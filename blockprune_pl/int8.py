@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from blockprune_pl.io import atomic_file
+
 INT8_FILE = "int8.json"
 # MatMul and Gemm only: the embeddings (Gather) stay fp32, where int8 would cost accuracy and
 # save no time
@@ -22,15 +24,14 @@ def quantize_int8(onnx_file: Path, folder: Path) -> None:
     """Replace `onnx_file` by its dynamically quantized version; record how in `int8.json`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    partial = onnx_file.with_name(onnx_file.stem + ".int8.partial.onnx")
-    quantize_dynamic(
-        onnx_file,
-        partial,
-        op_types_to_quantize=QUANTIZED_OPS,
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-    )
-    partial.replace(onnx_file)
+    with atomic_file(onnx_file) as partial:
+        quantize_dynamic(
+            onnx_file,
+            partial,
+            op_types_to_quantize=QUANTIZED_OPS,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+        )
     record = {
         "quantizer": "onnxruntime.quantization.quantize_dynamic",
         "weights": "int8, per output channel",

@@ -1,11 +1,16 @@
-"""Results are written whole or not at all: a temp file beside the target, then a rename."""
+"""Files and folders are written whole or not at all: a temp beside the target (same file
+system, so the rename is atomic), then a rename. A process killed mid-write leaves the old
+target, or none, and a hidden partial that the next write replaces."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -20,17 +25,41 @@ def _plain(value):
     return value
 
 
-def write_json_atomic(path: str | Path, data: dict) -> Path:
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yields a temp path beside `path`; on success it is synced and renamed onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_plain(data), f, indent=2, sort_keys=False)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yields an empty temp folder beside `path`; on success it replaces `path` whole."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if path.exists():
+            shutil.rmtree(path)
+        partial.rename(path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: dict) -> Path:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False))
+    return Path(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from blockprune_pl.callbacks import BlockNormLogger, PhasePlan, PruningCallback
 from blockprune_pl.callbacks.console import progress_bar, quiet_library_notices
 from blockprune_pl.callbacks.distill import DistillationCallback
+from blockprune_pl.checkpoint_io import AtomicCheckpointIO, newest_readable_checkpoint
 from blockprune_pl.data import GlueDataModule
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.io import write_json_atomic
@@ -89,6 +91,11 @@ def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
     return PhasePlan(**steps)
 
 
+# ckpt_path=latest: the newest readable checkpoint of this run's output_dir (after a crash or a
+# pre-emption, re-run the same command with it)
+LATEST = "latest"
+
+
 def check_checkpoint(path: str) -> None:
     """Fail before any work on a checkpoint that cannot be resumed from."""
     if not Path(path).is_file():
@@ -120,6 +127,18 @@ def check_wandb_credentials(logger_cfg) -> None:
         "logger=wandb is online but no W&B credentials were found (WANDB_API_KEY, ~/.netrc). "
         "Fix: `wandb login`, or set WANDB_API_KEY, or log offline with WANDB_MODE=offline "
         "(or logger.offline=true) and upload later with `wandb sync`."
+    )
+
+
+def start_line(cfg, spec: PruneSpec, plan: PhasePlan, trainer) -> str:
+    """What this run is, in one line, before the first step."""
+    what = "dense" if spec.rate <= 1 else f"{spec.geometry} rate {spec.rate:g}"
+    device = trainer.strategy.root_device
+    ranks = f" x {trainer.world_size}" if trainer.world_size > 1 else ""
+    return (
+        f"== {cfg.model.name} on {cfg.task.name}: {what}; optimizer steps finetune "
+        f"{plan.finetune}, penalty {plan.penalty}, retrain {plan.retrain} (total {plan.total}); "
+        f"device {device}{ranks}; output {cfg.output_dir} =="
     )
 
 
@@ -167,13 +186,26 @@ def run(cfg: DictConfig) -> dict:
     started = time.time()
     out_dir = Path(cfg.output_dir)
     metrics_path = out_dir / "metrics.json"
-    if metrics_path.exists() and not cfg.get("ckpt_path"):
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == LATEST:
+        if metrics_path.exists():  # a re-queued run that had finished: nothing to redo
+            print(f"{metrics_path} exists: this run finished; nothing to resume")
+            return json.loads(metrics_path.read_text())
+        ckpt_path = newest_readable_checkpoint(out_dir / "checkpoints")
+        print(
+            f"resuming from {ckpt_path}"
+            if ckpt_path
+            else f"ckpt_path=latest: no readable checkpoint in {out_dir / 'checkpoints'}; "
+            "starting from the beginning"
+        )
+        ckpt_path = str(ckpt_path) if ckpt_path else None
+    if metrics_path.exists() and not ckpt_path:
         raise ConfigError(
             f"{metrics_path} already holds results; refusing to overwrite them. Pick another "
             "output_dir (hydra.run.dir=...), or resume with ckpt_path=..."
         )
-    if cfg.get("ckpt_path"):
-        check_checkpoint(cfg.ckpt_path)
+    if ckpt_path:
+        check_checkpoint(ckpt_path)
     check_numbers(cfg)
     check_export(cfg.get("export"))
     check_wandb_credentials(cfg.logger)
@@ -216,17 +248,16 @@ def run(cfg: DictConfig) -> dict:
         callbacks=callbacks,
         logger=instantiate(cfg.logger),
         default_root_dir=str(out_dir),
+        plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(module, datamodule=data, ckpt_path=cfg.get("ckpt_path"))
+    print(start_line(cfg, spec, plan, trainer))
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     validated = [h["step"] for h in module.history if "tag" not in h]
     if not validated or validated[-1] != trainer.global_step:
         trainer.validate(module, datamodule=data, verbose=False)
     # last.ckpt is the final state (masks, alpha, weights), whatever Lightning last saved
     final_ckpt = out_dir / "checkpoints" / "last.ckpt"
-    partial = final_ckpt.with_name(".last.ckpt.tmp")
-    trainer.save_checkpoint(partial)
-    if trainer.is_global_zero:
-        os.replace(partial, final_ckpt)
+    trainer.save_checkpoint(final_ckpt)  # atomic: AtomicCheckpointIO
 
     results = _results(cfg, module, model, plan, checkpoint, started)
     results["checkpoints"]["last"] = str(final_ckpt)
@@ -283,18 +314,14 @@ def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
     }
     if not export_cfg.bench:
         return folders, None
-    threads = torch.get_num_threads()
-    try:
-        report = bench(
-            folders[export_cfg.formats[0]],
-            list(export_cfg.batches),
-            int(export_cfg.seq),
-            list(export_cfg.threads),
-            repeats=int(export_cfg.repeats),
-            runtime=export_cfg.get("runtime", "eager"),
-        )
-    finally:
-        torch.set_num_threads(threads)
+    report = bench(  # restores the thread count it changes
+        folders[export_cfg.formats[0]],
+        list(export_cfg.batches),
+        int(export_cfg.seq),
+        list(export_cfg.threads),
+        repeats=int(export_cfg.repeats),
+        runtime=export_cfg.get("runtime", "eager"),
+    )
     return folders, report
 
 

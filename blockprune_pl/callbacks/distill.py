@@ -4,13 +4,13 @@ resumed run reloads it from that source instead of storing it in every checkpoin
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 
 import lightning as L
 from transformers import AutoModelForSequenceClassification
 
 from blockprune_pl.errors import ConfigError
+from blockprune_pl.io import atomic_folder
 from blockprune_pl.models.encoder import resolve_name_or_path
 
 
@@ -36,11 +36,8 @@ class DistillationCallback(L.Callback):
             teacher = copy.deepcopy(pl_module.model)
             path = self.out_dir / "teacher"
             if trainer.is_global_zero:
-                partial = path.with_name(".teacher.partial")
-                shutil.rmtree(partial, ignore_errors=True)
-                teacher.save_pretrained(partial)
-                shutil.rmtree(path, ignore_errors=True)
-                partial.rename(path)
+                with atomic_folder(path) as partial:
+                    teacher.save_pretrained(partial)
             trainer.strategy.barrier()
             self.teacher_path = str(path)
         else:

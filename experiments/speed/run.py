@@ -2,8 +2,8 @@
 
 For MiniLM (the embedded weights) and a random-init BERT-base (timing does not depend on the
 weights' values), each geometry is pruned one-shot by group norm to each rate, exported in its
-fast form (`neurons` -> compact, `bsp`/`tiles` -> gathered) and timed with the bench command's
-code. Usage (repo root): python experiments/speed/run.py [--quick]
+fast form (`neurons` -> compact, `bsp`/`tiles` -> gathered, `hybrid` -> both) and timed with
+the bench command's code. Usage (repo root): python experiments/speed/run.py [--quick]
 """
 
 from __future__ import annotations
@@ -35,15 +35,25 @@ def model_for(name: str):
 
 
 def exported(
-    name: str, geometry: str, rate: float, folder: Path, int8: bool = False, balance=False
+    name: str,
+    geometry: str,
+    rate: float,
+    folder: Path,
+    int8: bool = False,
+    balance=False,
+    col_blocks: int = 8,
 ) -> Path:
     """The model pruned one-shot to `rate` (1: not pruned) in its fast form; `int8`: as the
     quantized ONNX export."""
     model = model_for(name)
-    spec = PruneSpec(geometry=geometry, rate=rate, block=(32, 32), balance=balance)
+    spec = PruneSpec(
+        geometry=geometry, rate=rate, block=(32, 32), balance=balance, col_blocks=col_blocks
+    )
     if rate > 1:
         BlockPruner(spec).prepare(model).prune(spec.density)
-    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [32, 32]})
+    prune_cfg = OmegaConf.create(
+        {"geometry": geometry, "col_blocks": col_blocks, "block": [32, 32]}
+    )
     if int8:
         tokenizer = load_tokenizer(OmegaConf.create({"name_or_path": MINILM, "tiny": None}))
         return export_model(model, tokenizer, prune_cfg, folder, "int8")
@@ -66,6 +76,7 @@ def main(argv=None) -> None:
     parser.add_argument("--balance", action="store_true", help="bsp/tiles: balanced blocks")
     parser.add_argument("--threads", help="e.g. 1 (default: 1,2)")
     parser.add_argument("--batches", help="e.g. 1 (default: 1,32)")
+    parser.add_argument("--col-blocks", default="8", help="bsp/hybrid segment counts, e.g. 8,32")
     args = parser.parse_args(argv)
     plan = {
         "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10, rates=(2.0, 5.0, 10.0)),
@@ -87,13 +98,22 @@ def main(argv=None) -> None:
     rows = []
     for name, settings in plan.items():
         rates = settings.pop("rates")
-        for geometry in geometries:
+        widths = [int(c) for c in args.col_blocks.split(",")]
+        for geometry, col_blocks in [
+            (g, c) for g in geometries for c in (widths if g in ("bsp", "hybrid") else [8])
+        ]:
             for rate in rates:
                 with tempfile.TemporaryDirectory() as tmp:
                     folder = Path(tmp) / "model"
-                    exported(name, geometry, rate, folder, args.int8, args.balance)
+                    exported(name, geometry, rate, folder, args.int8, args.balance, col_blocks)
                     report = bench(folder, seq=128, warmup=2, runtime=args.runtime, **settings)
-                    report.update(model=name, geometry=geometry, rate=rate, balance=args.balance)
+                    report.update(
+                        model=name,
+                        geometry=geometry,
+                        rate=rate,
+                        balance=args.balance,
+                        col_blocks=col_blocks,
+                    )
                     rows.append(report)
                     # after every setting: a long run that dies keeps what it measured
                     record = {"argv": sys.argv, "runs": rows}
@@ -101,7 +121,8 @@ def main(argv=None) -> None:
                     ideal = report["encoder_linear_flop_ideal"]
                     for r in report["results"]:
                         print(
-                            f"{name} {geometry} r{rate:g} t{r['threads']} b{r['batch']}: "
+                            f"{name} {geometry} c{col_blocks} r{rate:g} t{r['threads']} "
+                            f"b{r['batch']}: "
                             f"{r['speedup']:.2f}x (ideal {ideal:.2f}x)",
                             flush=True,
                         )

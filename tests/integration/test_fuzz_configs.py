@@ -26,7 +26,17 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 WRONG_TYPE = st.sampled_from(["abc", "[1,2]", "true"])
 VALUES = {
     "prune": st.sampled_from(
-        ["bsp", "bsp_paper", "tiles", "neurons", "hybrid", "irregular", "magnitude", "dense", "rows"]
+        [
+            "bsp",
+            "bsp_paper",
+            "tiles",
+            "neurons",
+            "hybrid",
+            "irregular",
+            "magnitude",
+            "dense",
+            "rows",
+        ]
     ),
     "prune.rate": st.one_of(
         st.floats(0.5, 600, allow_nan=False), st.sampled_from(["nan", "inf", 1.0]), WRONG_TYPE

@@ -1,3 +1,5 @@
+import pytest
+
 from blockprune_pl.collect import _speedup, method_of
 
 
@@ -33,3 +35,37 @@ def test_speedup_is_the_batch_one_row_when_benchmarked():
     assert _speedup(metrics()) is None
     rows = [{"batch": 8, "speedup": 3.0}, {"batch": 1, "speedup": 2.5}]
     assert _speedup(metrics(bench={"results": rows})) == 2.5
+
+
+def test_each_run_is_measured_against_the_dense_run_of_its_own_model_and_task(tmp_path):
+    import json
+
+    from blockprune_pl.collect import collect
+
+    def write(name, model, task, rate, final, own_dense):
+        m = metrics(rate=rate)
+        m.update(
+            model=model,
+            task=task,
+            geometry="bsp",
+            main_metric="val/acc",
+            final={"val/acc": final},
+            dense={"val/acc": own_dense},
+            pruning={"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5},
+            params={"total": 10},
+            steps={"total": 4},
+        )
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+
+    write("minilm_sst2_dense", "minilm", "sst2", 1.0, 0.90, 0.90)
+    write("electra_sst2_dense", "electra", "sst2", 1.0, 0.80, 0.80)
+    write("minilm_sst2_r5", "minilm", "sst2", 5.0, 0.85, 0.99)
+    write("electra_sst2_r5", "electra", "sst2", 5.0, 0.70, 0.99)
+    write("minilm_rte_r5", "minilm", "rte", 5.0, 0.50, 0.60)  # no dense run: its own record
+    rows, incomplete = collect(tmp_path)
+    by_run = {r["run"]: r for r in rows}
+    assert by_run["minilm_sst2_r5"]["dense"] == 0.90
+    assert by_run["electra_sst2_r5"]["dense"] == 0.80
+    assert by_run["electra_sst2_r5"]["drop"] == pytest.approx(0.10)
+    assert by_run["minilm_rte_r5"]["dense"] == 0.60 and incomplete == []
