@@ -113,7 +113,17 @@ def test_existing_results_are_never_overwritten(tiny_cfg):
     assert (__import__("pathlib").Path(cfg.output_dir) / "metrics.json").read_text() == before
 
 
-def test_gradient_accumulation_counts_phases_and_penalty_in_optimizer_steps(tiny_cfg):
+def test_gradient_accumulation_counts_phases_and_penalty_in_optimizer_steps(tiny_cfg, monkeypatch):
+    from blockprune_pl.pruning import BlockPruner
+
+    thresholds = []
+    real_step = BlockPruner.proximal_step
+
+    def counted(self, threshold):
+        thresholds.append(threshold)
+        return real_step(self, threshold)
+
+    monkeypatch.setattr(BlockPruner, "proximal_step", counted)
     # 64 rows / batch 16 = 4 batches an epoch = 2 optimizer steps with accumulation 2
     cfg = tiny_cfg(
         "prune.rate=2.0",
@@ -121,19 +131,16 @@ def test_gradient_accumulation_counts_phases_and_penalty_in_optimizer_steps(tiny
         "prune.phases.finetune=1",
         "prune.phases.penalty=2",
         "prune.phases.retrain=1",
-        "prune.log_every=1",
         "trainer.accumulate_grad_batches=2",
     )
     results = train.run(cfg)
     assert results["steps"] == {"finetune": 2, "penalty": 4, "retrain": 2, "total": 8}
-    # the proximal step acts once per optimizer step: the phase's thresholds sum to lam, so
-    # the doomed groups are empty at the cut (acting per batch would also empty them, but
-    # the logged steps would then run past the plan)
+    # one proximal step per optimizer step of the penalty phase (8 batches), and their
+    # thresholds add up to the phase's lam
+    assert len(thresholds) == 4
+    assert sum(thresholds) == pytest.approx(float(cfg.prune.lam))
     assert results["pruning"]["pruned_energy"]["total"] < 1e-3
-    assert max(logged(cfg, "prune/doomed_energy")) > 0.1
-    assert max(logged(cfg, "prune/density")) <= 1.0 and results["pruning"]["density"] == 0.5
-    ckpt = torch.load(results["checkpoints"]["last"], weights_only=False)
-    assert ckpt["global_step"] == 8
+    assert torch.load(results["checkpoints"]["last"], weights_only=False)["global_step"] == 8
 
 
 def test_global_scope_ranks_all_matrices_together_end_to_end(tiny_cfg):
@@ -141,9 +148,10 @@ def test_global_scope_ranks_all_matrices_together_end_to_end(tiny_cfg):
     results = train.run(cfg)
     stats = results["pruning"]
     assert abs(stats["achieved_rate"] - 4.0) < 0.1
-    # one ranking over the model: the matrices end at different densities
+    # one ranking over the model: the matrices end at different densities (scope=layer puts
+    # every matrix within one 4-weight group of 0.25)
     per_role = stats["density_per_role"].values()
-    assert max(per_role) - min(per_role) > 0.05
+    assert max(abs(d - 0.25) for d in per_role) > 0.01
 
 
 def test_best_checkpoint_is_never_a_state_before_the_final_prune(tiny_cfg):
