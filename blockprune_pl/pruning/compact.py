@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.layouts import find_prunable, layout_for
 
 
@@ -37,6 +38,12 @@ def kept_units(model: nn.Module) -> dict[int, dict[str, list[int]]]:
     heads_fixed = model.config.model_type in HEADS_FIXED
     kept = {}
     for layer, roles in _by_layer(model).items():
+        if "v" not in roles or roles["ffn_in"][1].out_features != roles["ffn_out"][1].in_features:
+            raise ConfigError(
+                f"the compact form removes heads and FFN neurons across separate Linears; model "
+                f"family {model.config.model_type!r} fuses q/k/v or gates its FFN, which it "
+                "does not slice yet. Export with --format hf or --format gathered"
+            )
         out = roles["attn_out"][1].weight
         dead_heads = _zero_rows(roles["v"][1], heads_n) | ~(out != 0).any(0).reshape(
             heads_n, -1

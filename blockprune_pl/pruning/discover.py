@@ -19,8 +19,10 @@ _NAMES = {
     "ffn_in": ("intermediate.dense", "lin1", "fc1", "up_proj", "wi", "intermediate_dense"),
     "ffn_out": ("output.dense", "lin2", "fc2", "down_proj", "wo", "output_dense"),
 }
-# one Linear holding several roles: its groups would straddle them
-_FUSED = ("wqkv", "qkv", "in_proj", "query_key_value", "c_attn", "qkv_proj")
+# one Linear holding q, k and v as row thirds (ModernBERT's Wqkv): all three roles match it
+_FUSED_QKV = ("wqkv", "qkv", "qkv_proj", "query_key_value")
+# fused forms whose row layout is not three equal thirds of an nn.Linear
+_FUSED_OTHER = ("in_proj", "c_attn")
 _DECODERS = (
     "gpt2",
     "gpt_neo",
@@ -63,10 +65,12 @@ def refuse_unprunable(model_type: str) -> None:
 
 
 def _role_of(suffix: str) -> str | None:
+    suffix = suffix.lower()
     for role, names in _NAMES.items():
         if any(suffix == n or suffix.endswith("." + n) for n in names):
-            # "output.dense" under an attention block is the attention output, not the FFN's
-            if role == "ffn_out" and "attention" in suffix:
+            # "output.dense" (or ModernBERT's "Wo") under an attention block is the attention
+            # output, not the FFN's
+            if role == "ffn_out" and ("attention" in suffix or "attn" in suffix.split(".")):
                 return "attn_out"
             return role
     return None
@@ -83,13 +87,17 @@ def discover_patterns(model: nn.Module) -> dict[str, str]:
             continue
         prefix, _, suffix = match.groups()
         seen.append(name)
-        if suffix.split(".")[-1].lower() in _FUSED:
+        last = suffix.split(".")[-1].lower()
+        if last in _FUSED_OTHER or (last in _FUSED_QKV and module.out_features % 3):
             raise LayoutError(
-                f"{name} is a fused projection (several roles in one Linear); its groups would "
-                "straddle q/k/v or the halves of a gated FFN, which this layout discovery does "
-                "not split. Give the roles of separate Linears with model.layout, or pass an "
-                "encoder with separate q/k/v projections"
+                f"{name} is a fused projection whose rows are not q, k and v in three equal "
+                "thirds; its groups could straddle roles. Give the roles of separate Linears "
+                "with model.layout, or pass an encoder with separate q/k/v projections"
             )
+        if last in _FUSED_QKV:  # one Linear for q, k and v: all three roles point at it
+            for role in ("q", "k", "v"):
+                per_role[role].add((prefix, suffix))
+            continue
         role = _role_of(suffix)
         if role is not None:
             per_role[role].add((prefix, suffix))

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from blockprune_pl.errors import ConfigError
+
 ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")
 
 
@@ -22,8 +24,17 @@ class Layout:
 class PrunableLinear:
     name: str  # dotted module name; its weight is `{name}.weight`
     layer: int
-    role: str
+    role: str  # one role, or fused roles joined by "+" (e.g. "q+k+v": ModernBERT's Wqkv)
     module: nn.Linear
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The roles this Linear holds, as row blocks of equal height in this order."""
+        return tuple(self.role.split("+"))
+
+    @property
+    def fused(self) -> bool:
+        return "+" in self.role
 
 
 _LAYOUTS: dict[str, Layout] = {}
@@ -89,23 +100,32 @@ register_layout(
 
 
 def find_prunable(model: nn.Module, layout: Layout, roles=ROLES) -> list[PrunableLinear]:
-    """Every nn.Linear of `model` whose name matches a role of `layout`, by layer then role."""
-    compiled = {
-        role: re.compile(layout.patterns[role]) for role in roles if role in layout.patterns
-    }
+    """Every nn.Linear of `model` whose name matches a role of `layout`, by layer then role.
+    A Linear matched by several roles (a fused projection) is one entry whose role joins them
+    in ROLES order, e.g. "q+k+v"; it is pruned with all of its roles or none."""
+    compiled = {role: re.compile(pattern) for role, pattern in layout.patterns.items()}
     found = []
     for name, module in model.named_modules():
         if not isinstance(module, nn.Linear):
             continue
-        for role, pattern in compiled.items():
-            match = pattern.search(name)
-            if match:
-                found.append(PrunableLinear(name, int(match.group(1)), role, module))
-                break
+        matched = [(r, p.search(name)) for r, p in compiled.items()]
+        matched = [(r, m) for r, m in matched if m]
+        if not matched:
+            continue
+        parts = [r for r in ROLES if r in dict(matched)]
+        chosen = [r for r in parts if r in roles]
+        if not chosen:
+            continue
+        if len(chosen) != len(parts):
+            raise ConfigError(
+                f"prune.roles={list(roles)}: {name} holds the roles {parts} in one Linear, so "
+                "they are pruned together; list all of them or none"
+            )
+        found.append(PrunableLinear(name, int(matched[0][1].group(1)), "+".join(parts), module))
     if not found:
         raise ValueError(
             f"layout {layout.family!r} matches no nn.Linear of this model (roles {list(roles)}); "
             "check model.config.model_type or register a layout for this family"
         )
     order = {role: i for i, role in enumerate(ROLES)}
-    return sorted(found, key=lambda p: (p.layer, order[p.role]))
+    return sorted(found, key=lambda p: (p.layer, order[p.parts[0]]))

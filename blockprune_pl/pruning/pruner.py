@@ -37,6 +37,16 @@ class BlockPruner:
         """Find the prunable Linears of `model` (a HF model) and cut them into groups."""
         config = model.config
         self.prunables = find_prunable(model, layout_for(model), self.spec.roles)
+        self._row_parts = row_parts(self.prunables)
+        split = sorted({p.role for p in self.prunables if self._row_parts[p.name] > 1})
+        if self.spec.geometry in ("neurons", "hybrid") and split:
+            raise ConfigError(
+                f"prune.geometry={self.spec.geometry} couples heads and FFN neurons across "
+                f"separate Linears; model family {config.model_type!r} holds several roles in "
+                f"one Linear ({split}: fused q/k/v, or a gated FFN input whose rows are input "
+                "and gate halves), which coupled groups do not split. Use prune=bsp, "
+                "prune=tiles or prune=irregular"
+            )
         if self.spec.geometry == "neurons":
             self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
         elif self.spec.geometry == "hybrid":
@@ -81,6 +91,13 @@ class BlockPruner:
             block = (1, 1)
         else:
             block = self.spec.block
+        parts = self._row_parts.get(p.name, 1)
+        if (out_features // parts) % block[0]:
+            raise ConfigError(
+                f"prune.block={list(block)}: {p.name} holds {parts} roles as row blocks of "
+                f"{out_features // parts} rows ({p.role}); a block of {block[0]} rows would "
+                f"straddle two of them. Use a row count that divides {out_features // parts}"
+            )
         if block[0] > out_features or block[1] > in_features:
             raise ConfigError(
                 f"prune.block={list(block)} does not fit {p.name}.weight of shape "
@@ -268,6 +285,17 @@ class BlockPruner:
         self._masks = {}
         if state["pruned"]:
             self._build_masks()
+
+
+def row_parts(prunables: list[PrunableLinear]) -> dict[str, int]:
+    """Per prunable Linear, how many roles its rows hold in equal blocks: 3 for a fused
+    q/k/v, 2 for a gated FFN input (input and gate rows, twice as many as ffn_out reads)."""
+    ffn_out_width = {p.layer: p.module.in_features for p in prunables if p.role == "ffn_out"}
+    parts = {}
+    for p in prunables:
+        gated = p.role == "ffn_in" and p.module.out_features == 2 * ffn_out_width.get(p.layer, -1)
+        parts[p.name] = 2 if gated else len(p.parts)
+    return parts
 
 
 def floor_first(scores: Tensor, alive: Tensor, floor: float) -> Tensor:

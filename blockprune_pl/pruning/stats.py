@@ -36,7 +36,10 @@ def pruning_stats(model: nn.Module, prunables: list[PrunableLinear], num_heads: 
             )
             heads, heads_total = heads + int((alive > 0).sum()), heads_total + num_heads
         if "ffn_in" in roles and "ffn_out" in roles:
-            alive = _rows_alive(roles["ffn_in"]) | _rows_alive(roles["ffn_out"].T)
+            width = roles["ffn_out"].shape[1]
+            # a gated FFN input holds an input row and a gate row per neuron
+            rows_in = _rows_alive(roles["ffn_in"]).reshape(-1, width).any(0)
+            alive = rows_in | _rows_alive(roles["ffn_out"].T)
             neurons, neurons_total = neurons + int(alive.sum()), neurons_total + alive.numel()
     all_params = sum(p.numel() for p in model.parameters())
     nonzero_params = sum(int(torch.count_nonzero(p)) for p in model.parameters())

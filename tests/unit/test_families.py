@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning import BlockPruner, PruneSpec, pruning_stats
 from blockprune_pl.pruning.discover import LayoutError
 from blockprune_pl.pruning.layouts import find_prunable, layout_for
@@ -100,13 +101,87 @@ def test_families_that_cannot_be_pruned_this_way_are_refused(family, kwargs, mes
         layout_for(model)
 
 
-def test_a_fused_projection_is_named_and_refused():
+def test_a_fused_projection_that_is_not_three_thirds_is_named_and_refused():
     model = tiny("bert")
     layer = model.bert.encoder.layer[0].attention.self
-    layer.Wqkv = torch.nn.Linear(32, 96)
+    layer.Wqkv = torch.nn.Linear(32, 95)
     model.config.model_type = "fused-bert"
     with pytest.raises(LayoutError, match=r"attention\.self\.Wqkv is a fused projection"):
         layout_for(model)
+
+
+MODERNBERT = dict(
+    BASE, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2
+)
+
+
+def tiny_modernbert():
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("modernbert", num_labels=2, **MODERNBERT)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def test_modernbert_fused_qkv_and_gated_ffn_are_found_as_such():
+    prunables = find_prunable(tiny_modernbert(), layout_for(tiny_modernbert()))
+    assert [(p.layer, p.role) for p in prunables] == [
+        (layer, role) for layer in range(2) for role in ("q+k+v", "attn_out", "ffn_in", "ffn_out")
+    ]
+    shapes = {p.role: tuple(p.module.weight.shape) for p in prunables}
+    assert shapes["q+k+v"] == (96, 32) and shapes["ffn_in"] == (128, 32)
+
+
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "irregular"])
+def test_modernbert_prunes_without_straddling_and_exports_the_masked_logits(geometry, tmp_path):
+    from omegaconf import OmegaConf
+
+    from blockprune_pl.export import export_model, load_pruned
+
+    model = tiny_modernbert()
+    spec = PruneSpec(geometry=geometry, rate=2.0, block=(8, 8), col_blocks=4)
+    pruner = BlockPruner(spec).prepare(model)
+    pruner.prune(spec.density)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    assert stats["achieved_rate"] == pytest.approx(2.0, rel=0.05)
+    # every group lies inside one third of Wqkv and one half of Wi (rows never straddle)
+    for g in pruner.groups:
+        parts = 3 if g.role == "q+k+v" else 2 if g.role == "ffn_in" else 1
+        assert (g.shape[0] // parts) % g.block[0] == 0, g.label
+    ids = torch.randint(5, 99, (3, 9))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    model(input_ids=ids, labels=torch.tensor([0, 1, 1])).loss.backward()
+    pruner.mask_grads()
+    optimizer.step()
+    pruner.apply_masks()
+    model.eval()
+    for name, mask in pruner.masks().items():
+        assert torch.all(model.get_parameter(name)[~mask] == 0), name
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 4, "block": [8, 8]})
+    for fmt in ["hf"] + (["gathered"] if geometry != "irregular" else []):
+        folder = export_model(model, None, prune_cfg, tmp_path / fmt, fmt, measure=False)
+        with torch.no_grad():
+            got = load_pruned(folder)(input_ids=ids).logits
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_modernbert_tiles_that_would_straddle_q_k_v_are_refused():
+    with pytest.raises(ConfigError, match=r"q\+k\+v.*straddle"):
+        BlockPruner(PruneSpec(geometry="tiles", rate=2.0, block=(12, 8))).prepare(tiny_modernbert())
+
+
+@pytest.mark.parametrize("geometry", ["neurons", "hybrid"])
+def test_modernbert_coupled_geometries_and_compact_are_refused_with_the_way_out(geometry, tmp_path):
+    from omegaconf import OmegaConf
+
+    from blockprune_pl.export import export_model
+
+    with pytest.raises(ConfigError, match="fused q/k/v.*Use prune=bsp"):
+        BlockPruner(PruneSpec(geometry=geometry, rate=2.0)).prepare(tiny_modernbert())
+    prune_cfg = OmegaConf.create({"geometry": "bsp", "col_blocks": 4, "block": [8, 8]})
+    with pytest.raises(ConfigError, match="--format hf or --format gathered"):
+        export_model(tiny_modernbert(), None, prune_cfg, tmp_path / "c", "compact")
 
 
 def test_unclear_roles_name_the_modules_seen():
