@@ -243,6 +243,9 @@ def onnx_inputs(config) -> list[str]:
 
 def save_onnx(model, file: Path, seq: int = 128) -> None:
     names = onnx_inputs(model.config)
+    # the traced length must fit the position table (RoBERTa's is offset by the pad id); the
+    # graph's sequence axis stays dynamic
+    seq = min(seq, getattr(model.config, "max_position_embeddings", 2 * seq) // 2)
     inputs = {name: torch.ones(1, seq, dtype=torch.long) for name in names}
     if "token_type_ids" in inputs:
         inputs["token_type_ids"][:, seq // 2 :] = 1  # both segments, so neither is folded away
