@@ -2,8 +2,10 @@
 
 A head contributes nothing when its value rows (weights and bias) or its attn_out columns are
 all zero; an FFN neuron when its ffn_out column is zero, or its ffn_in row and bias are (GELU
-and ReLU map 0 to 0). Dropping them leaves the logits unchanged. Per-layer widths differ, which
-one HF config cannot describe, so `layer_widths` are saved beside the weights.
+and ReLU map 0 to 0; in a gated FFN, its input row or its gate row). Fused q/k/v Linears and
+gated FFN inputs are sliced in each of their row blocks. Dropping them leaves the logits
+unchanged. Per-layer widths differ, which one HF config cannot describe, so `layer_widths` are
+saved beside the weights.
 """
 
 from __future__ import annotations
@@ -11,20 +13,38 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from blockprune_pl.errors import ConfigError
-from blockprune_pl.pruning.layouts import find_prunable, layout_for
+from blockprune_pl.pruning.layouts import find_prunable, layout_for, row_parts
 
 
-def _by_layer(model: nn.Module) -> dict[int, dict[str, tuple[str, nn.Linear]]]:
+def _by_layer(model: nn.Module) -> dict[int, dict[str, tuple[str, nn.Linear, int]]]:
+    """Per layer and role: (module name, Linear, how many roles its rows hold). A fused q/k/v
+    Linear is listed as "q+k+v"; a gated FFN input holds its input and gate rows (2)."""
+    prunables = find_prunable(model, layout_for(model))
+    parts = row_parts(prunables)
     layers: dict[int, dict] = {}
-    for p in find_prunable(model, layout_for(model)):
-        layers.setdefault(p.layer, {})[p.role] = (p.name, p.module)
+    for p in prunables:
+        layers.setdefault(p.layer, {})[p.role] = (p.name, p.module, parts[p.name])
     return layers
 
 
-def _zero_rows(lin: nn.Linear, groups: int) -> torch.Tensor:
+def _attention_inputs(roles: dict) -> list[tuple[str, nn.Linear, int]]:
+    return [roles["q+k+v"]] if "q+k+v" in roles else [roles[r] for r in ("q", "k", "v")]
+
+
+def _rows(lin: nn.Linear, parts: int, index: torch.Tensor) -> torch.Tensor:
+    """Rows `index` of each of the `parts` equal row blocks of `lin`."""
+    height = lin.out_features // parts
+    return torch.cat([part * height + index for part in range(parts)])
+
+
+def _zero_rows(lin: nn.Linear, groups: int, parts: int = 1, part=None) -> torch.Tensor:
+    """`(groups,)`: groups whose rows (weights and bias) are all zero, in every row block or
+    in block `part` only."""
     rows = (lin.weight != 0).any(1) | ((lin.bias != 0) if lin.bias is not None else False)
-    return ~rows.reshape(groups, -1).any(1)
+    blocks = rows.reshape(parts, groups, -1)
+    if part is not None:
+        return ~blocks[part].any(1)
+    return ~blocks.any(2).all(0)
 
 
 # families whose attention adds a bias of a fixed number of heads, shared by all layers (MPNet's
@@ -38,18 +58,15 @@ def kept_units(model: nn.Module) -> dict[int, dict[str, list[int]]]:
     heads_fixed = model.config.model_type in HEADS_FIXED
     kept = {}
     for layer, roles in _by_layer(model).items():
-        if "v" not in roles or roles["ffn_in"][1].out_features != roles["ffn_out"][1].in_features:
-            raise ConfigError(
-                f"the compact form removes heads and FFN neurons across separate Linears; model "
-                f"family {model.config.model_type!r} fuses q/k/v or gates its FFN, which it "
-                "does not slice yet. Export with --format hf or --format gathered"
-            )
+        _, value, parts = roles["q+k+v"] if "q+k+v" in roles else roles["v"]
         out = roles["attn_out"][1].weight
-        dead_heads = _zero_rows(roles["v"][1], heads_n) | ~(out != 0).any(0).reshape(
+        dead_heads = _zero_rows(value, heads_n, parts, part=parts - 1) | ~(out != 0).any(0).reshape(
             heads_n, -1
         ).any(1)
         ffn_out = roles["ffn_out"][1].weight
-        dead_neurons = ~(ffn_out != 0).any(0) | _zero_rows(roles["ffn_in"][1], ffn_out.shape[1])
+        _, ffn_in, ffn_parts = roles["ffn_in"]
+        # a gated neuron is silent when its input row or its gate row is zero (act(0) = 0)
+        dead_neurons = ~(ffn_out != 0).any(0) | _zero_rows(ffn_in, ffn_out.shape[1], ffn_parts)
         # keep at least one of each (zeros) so no tensor is empty
         heads = [i for i in range(heads_n) if heads_fixed or not dead_heads[i]] or [0]
         neurons = [i for i in range(ffn_out.shape[1]) if not dead_neurons[i]] or [0]
@@ -83,6 +100,15 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent), child, new)
 
 
+def _resize(model: nn.Module, roles: dict, head_rows: torch.Tensor, neurons: torch.Tensor):
+    for name, lin, parts in _attention_inputs(roles):
+        _replace(model, name, _sliced(lin, rows=_rows(lin, parts, head_rows)))
+    _replace(model, roles["attn_out"][0], _sliced(roles["attn_out"][1], cols=head_rows))
+    name, lin, parts = roles["ffn_in"]
+    _replace(model, name, _sliced(lin, rows=_rows(lin, parts, neurons)))
+    _replace(model, roles["ffn_out"][0], _sliced(roles["ffn_out"][1], cols=neurons))
+
+
 def compact(model: nn.Module) -> dict[str, dict[str, int]]:
     """Shrink `model` in place; returns `layer_widths` {layer: {"heads": n, "ffn": m}}."""
     head_size = model.config.hidden_size // model.config.num_attention_heads
@@ -90,14 +116,8 @@ def compact(model: nn.Module) -> dict[str, dict[str, int]]:
     # one scan: each layer's Linears are replaced only while that layer is processed
     layers = _by_layer(model)
     for layer, units in kept_units(model).items():
-        roles = layers[layer]
         rows = torch.tensor([h * head_size + j for h in units["heads"] for j in range(head_size)])
-        for role in ("q", "k", "v"):
-            _replace(model, roles[role][0], _sliced(roles[role][1], rows=rows))
-        _replace(model, roles["attn_out"][0], _sliced(roles["attn_out"][1], cols=rows))
-        neurons = torch.tensor(units["neurons"])
-        _replace(model, roles["ffn_in"][0], _sliced(roles["ffn_in"][1], rows=neurons))
-        _replace(model, roles["ffn_out"][0], _sliced(roles["ffn_out"][1], cols=neurons))
+        _resize(model, layers[layer], rows, torch.tensor(units["neurons"]))
         widths[str(layer)] = {"heads": len(units["heads"]), "ffn": len(units["neurons"])}
     return widths
 
@@ -107,13 +127,5 @@ def apply_widths(model: nn.Module, widths: dict[str, dict[str, int]]) -> nn.Modu
     head_size = model.config.hidden_size // model.config.num_attention_heads
     for layer, roles in _by_layer(model).items():
         w = widths[str(layer)]
-        inner = w["heads"] * head_size
-        for role in ("q", "k", "v"):
-            _replace(model, roles[role][0], _sliced(roles[role][1], rows=torch.arange(inner)))
-        _replace(
-            model, roles["attn_out"][0], _sliced(roles["attn_out"][1], cols=torch.arange(inner))
-        )
-        ffn = torch.arange(w["ffn"])
-        _replace(model, roles["ffn_in"][0], _sliced(roles["ffn_in"][1], rows=ffn))
-        _replace(model, roles["ffn_out"][0], _sliced(roles["ffn_out"][1], cols=ffn))
+        _resize(model, roles, torch.arange(w["heads"] * head_size), torch.arange(w["ffn"]))
     return model

@@ -78,13 +78,19 @@ class BlockGroups:
 
 @dataclass
 class Member:
-    """Slices of one tensor in a coupled group: group i is `[i*width:(i+1)*width]` along `dim`."""
+    """Slices of one tensor in a coupled group: group i is `offset + [i*width:(i+1)*width]`
+    along `dim`. Several members may share a tensor at different offsets (a fused q/k/v
+    Linear: one member per third; a gated FFN input: one per half)."""
 
     name: str
     param: nn.Parameter
     dim: int
     width: int
     prunable: bool = True  # biases ride along with their group but do not count as prunable
+    offset: int = 0
+
+    def span(self, count: int) -> Tensor:
+        return self.param.narrow(self.dim, self.offset, count * self.width)
 
 
 class CoupledGroups:
@@ -99,13 +105,21 @@ class CoupledGroups:
             count,
         )
         self.role = kind
+        covered: dict[str, int] = {}
         for m in members:
-            if m.param.shape[m.dim] != count * m.width:
+            covered[m.name] = covered.get(m.name, 0) + count * m.width
+            if m.offset + count * m.width > m.param.shape[m.dim]:
                 raise ValueError(
-                    f"{m.name}: dim {m.dim} has size {m.param.shape[m.dim]}, "
-                    f"expected {count} groups x {m.width}"
+                    f"{m.name}: dim {m.dim} has size {m.param.shape[m.dim]}, too small for "
+                    f"{count} groups x {m.width} from offset {m.offset}"
                 )
-        per_group = [m.param.numel() // count for m in members if m.prunable]
+        for m in members:
+            if covered[m.name] != m.param.shape[m.dim]:
+                raise ValueError(
+                    f"{m.name}: dim {m.dim} has size {m.param.shape[m.dim]}, but its slices "
+                    f"cover {covered[m.name]} ({count} groups)"
+                )
+        per_group = [m.span(count).numel() // count for m in members if m.prunable]
         self._sizes = torch.full((count,), sum(per_group), dtype=torch.long)
 
     @property
@@ -120,7 +134,7 @@ class CoupledGroups:
 
     def _grouped(self, m: Member) -> Tensor:
         """`(count, rest)` view of a member: its slices as rows."""
-        moved = m.param.movedim(m.dim, 0)
+        moved = m.span(self.count).movedim(m.dim, 0)
         return moved.reshape(self.count, -1)
 
     def norms(self) -> Tensor:
@@ -136,5 +150,10 @@ class CoupledGroups:
             per_index = values.to(m.param.device).repeat_interleave(m.width)
             shape = [1] * m.param.dim()
             shape[m.dim] = -1
-            out[m.name] = per_index.reshape(shape).expand_as(m.param)
+            if m.offset == 0 and self.count * m.width == m.param.shape[m.dim]:
+                out[m.name] = per_index.reshape(shape).expand_as(m.param)
+                continue
+            full = out.setdefault(m.name, torch.ones_like(m.param, dtype=values.dtype))
+            region = full.narrow(m.dim, m.offset, self.count * m.width)
+            region.copy_(per_index.reshape(shape).expand_as(region))
         return out

@@ -129,3 +129,14 @@ def find_prunable(model: nn.Module, layout: Layout, roles=ROLES) -> list[Prunabl
         )
     order = {role: i for i, role in enumerate(ROLES)}
     return sorted(found, key=lambda p: (p.layer, order[p.parts[0]]))
+
+
+def row_parts(prunables: list[PrunableLinear]) -> dict[str, int]:
+    """Per prunable Linear, how many roles its rows hold in equal blocks: 3 for a fused
+    q/k/v, 2 for a gated FFN input (input and gate rows, twice as many as ffn_out reads)."""
+    ffn_out_width = {p.layer: p.module.in_features for p in prunables if p.role == "ffn_out"}
+    parts = {}
+    for p in prunables:
+        gated = p.role == "ffn_in" and p.module.out_features == 2 * ffn_out_width.get(p.layer, -1)
+        parts[p.name] = 2 if gated else len(p.parts)
+    return parts

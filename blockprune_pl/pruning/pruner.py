@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
 from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
-from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for
+from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for, row_parts
 from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_column
 from blockprune_pl.pruning.spec import PruneSpec
 
@@ -38,15 +38,6 @@ class BlockPruner:
         config = model.config
         self.prunables = find_prunable(model, layout_for(model), self.spec.roles)
         self._row_parts = row_parts(self.prunables)
-        split = sorted({p.role for p in self.prunables if self._row_parts[p.name] > 1})
-        if self.spec.geometry in ("neurons", "hybrid") and split:
-            raise ConfigError(
-                f"prune.geometry={self.spec.geometry} couples heads and FFN neurons across "
-                f"separate Linears; model family {config.model_type!r} holds several roles in "
-                f"one Linear ({split}: fused q/k/v, or a gated FFN input whose rows are input "
-                "and gate halves), which coupled groups do not split. Use prune=bsp, "
-                "prune=tiles or prune=irregular"
-            )
         if self.spec.geometry == "neurons":
             self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
         elif self.spec.geometry == "hybrid":
@@ -91,18 +82,18 @@ class BlockPruner:
             block = (1, 1)
         else:
             block = self.spec.block
-        parts = self._row_parts.get(p.name, 1)
-        if (out_features // parts) % block[0]:
-            raise ConfigError(
-                f"prune.block={list(block)}: {p.name} holds {parts} roles as row blocks of "
-                f"{out_features // parts} rows ({p.role}); a block of {block[0]} rows would "
-                f"straddle two of them. Use a row count that divides {out_features // parts}"
-            )
         if block[0] > out_features or block[1] > in_features:
             raise ConfigError(
                 f"prune.block={list(block)} does not fit {p.name}.weight of shape "
                 f"({out_features}, {in_features}): rows must be <= {out_features} and cols <= "
                 f"{in_features}"
+            )
+        parts = self._row_parts.get(p.name, 1)
+        if parts > 1 and (out_features // parts) % block[0]:
+            raise ConfigError(
+                f"prune.block={list(block)}: {p.name} holds {parts} roles as row blocks of "
+                f"{out_features // parts} rows ({p.role}); a block of {block[0]} rows would "
+                f"straddle two of them. Use a row count that divides {out_features // parts}"
             )
         label = f"{p.name}.weight"
         return BlockGroups(label, p.layer, p.role, label, p.module.weight, block)
@@ -287,17 +278,6 @@ class BlockPruner:
             self._build_masks()
 
 
-def row_parts(prunables: list[PrunableLinear]) -> dict[str, int]:
-    """Per prunable Linear, how many roles its rows hold in equal blocks: 3 for a fused
-    q/k/v, 2 for a gated FFN input (input and gate rows, twice as many as ffn_out reads)."""
-    ffn_out_width = {p.layer: p.module.in_features for p in prunables if p.role == "ffn_out"}
-    parts = {}
-    for p in prunables:
-        gated = p.role == "ffn_in" and p.module.out_features == 2 * ffn_out_width.get(p.layer, -1)
-        parts[p.name] = 2 if gated else len(p.parts)
-    return parts
-
-
 def floor_first(scores: Tensor, alive: Tensor, floor: float) -> Tensor:
     """`scores` with the best `ceil(floor * G)` alive groups raised above any other score, so
     a global ranking keeps at least that share of this set."""
@@ -331,10 +311,18 @@ def _device(g) -> torch.device:
 
 
 def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[CoupledGroups]:
-    """Per layer: one CoupledGroups of heads, one of FFN neurons."""
-    by_layer: dict[int, dict[str, tuple[str, nn.Linear]]] = {}
+    """Per layer: one CoupledGroups of heads, one of FFN neurons. A fused q/k/v Linear gives
+    one row block per role, a gated FFN input its input and gate halves: a head or a neuron
+    takes its rows from each."""
+    parts = row_parts(prunables)
+    by_layer: dict[int, dict[str, list[tuple[str, nn.Linear, int]]]] = {}
     for p in prunables:
-        by_layer.setdefault(p.layer, {})[p.role] = (p.name, p.module)
+        height = p.module.out_features // parts[p.name]
+        roles = p.parts if len(p.parts) == parts[p.name] else p.parts * parts[p.name]
+        for i, role in enumerate(roles):
+            by_layer.setdefault(p.layer, {}).setdefault(role, []).append(
+                (p.name, p.module, i * height)
+            )
     groups = []
     for layer, roles in sorted(by_layer.items()):
         for coupled, kind in ((HEAD_ROLES, "heads"), (NEURON_ROLES, "neurons")):
@@ -352,14 +340,16 @@ def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[Cou
 
 def _coupled(layer, kind, coupled, roles, num_heads) -> CoupledGroups:
     # the last role of each set (attn_out, ffn_out) reads the group on its input side (columns)
-    inner_name, inner = roles[coupled[-1]]
+    inner_name, inner, _ = roles[coupled[-1]][0]
     count = num_heads if kind == "heads" else inner.weight.shape[1]
     width = inner.weight.shape[1] // count
     members = []
     for role in coupled[:-1]:
-        name, module = roles[role]
-        members.append(Member(f"{name}.weight", module.weight, 0, width))
-        if module.bias is not None:
-            members.append(Member(f"{name}.bias", module.bias, 0, width, prunable=False))
+        for name, module, offset in roles[role]:
+            members.append(Member(f"{name}.weight", module.weight, 0, width, offset=offset))
+            if module.bias is not None:
+                members.append(
+                    Member(f"{name}.bias", module.bias, 0, width, prunable=False, offset=offset)
+                )
     members.append(Member(f"{inner_name}.weight", inner.weight, 1, width))
     return CoupledGroups(f"layer.{layer}.{kind}", layer, kind, members, count)

@@ -172,26 +172,38 @@ def test_modernbert_tiles_that_would_straddle_q_k_v_are_refused():
 
 
 @pytest.mark.parametrize("geometry", ["neurons", "hybrid"])
-def test_modernbert_coupled_geometries_and_compact_are_refused_with_the_way_out(geometry, tmp_path):
+def test_modernbert_heads_and_gated_neurons_are_cut_whole_and_compact(geometry, tmp_path):
     from omegaconf import OmegaConf
 
-    from blockprune_pl.export import export_model
+    from blockprune_pl.export import export_model, load_pruned
 
-    with pytest.raises(ConfigError, match="fused q/k/v.*Use prune=bsp"):
-        BlockPruner(PruneSpec(geometry=geometry, rate=2.0)).prepare(tiny_modernbert())
-    prune_cfg = OmegaConf.create({"geometry": "bsp", "col_blocks": 4, "block": [8, 8]})
-    with pytest.raises(ConfigError, match="--format hf or --format gathered"):
-        export_model(tiny_modernbert(), None, prune_cfg, tmp_path / "c", "compact")
-
-
-def test_unclear_roles_name_the_modules_seen():
-    model = tiny("bert")
-    model.config.model_type = "renamed-bert"
-    for layer in model.bert.encoder.layer:
-        layer.attention.self.qq = layer.attention.self.query
-        del layer.attention.self.query
-    with pytest.raises(LayoutError, match=r"no module for \['q'\].*attention\.self\.key"):
-        layout_for(model)
+    model = tiny_modernbert()
+    spec = PruneSpec(geometry=geometry, rate=2.0, col_blocks=4)
+    pruner = BlockPruner(spec).prepare(model)
+    pruner.prune(spec.density)
+    assert pruning_stats(model, pruner.prunables, 4)["achieved_rate"] == pytest.approx(2.0, 0.1)
+    attn, mlp = model.model.layers[0].attn, model.model.layers[0].mlp
+    # a neuron: its input row, its gate row and its output column go together
+    alive = (mlp.Wi.weight[:64] != 0).any(1)
+    assert 0 < int(alive.sum()) < 64
+    assert torch.equal((mlp.Wi.weight[64:] != 0).any(1), alive)
+    assert torch.equal((mlp.Wo.weight != 0).any(0), alive)
+    if geometry == "neurons":  # a head: its rows in each third of Wqkv and its Wo columns
+        heads = (attn.Wqkv.weight.reshape(3, 4, 8, 32) != 0).any(-1).any(-1)
+        assert torch.equal(heads[0], heads[1]) and torch.equal(heads[0], heads[2])
+        assert torch.equal((attn.Wo.weight.reshape(32, 4, 8) != 0).any(0).any(-1), heads[0])
+        assert 0 < int(heads[0].sum()) < 4
+    ids = torch.randint(5, 99, (3, 9))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 4, "block": [8, 8]})
+    dense_params = sum(p.numel() for p in model.parameters())
+    for fmt in ("compact", "gathered") if geometry == "hybrid" else ("compact",):
+        folder = export_model(model, None, prune_cfg, tmp_path / fmt, fmt, measure=False)
+        loaded = load_pruned(folder)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
+        assert sum(p.numel() for p in loaded.parameters()) < dense_params
 
 
 @pytest.mark.parametrize("family", [*FAMILIES, "modernbert"])
@@ -203,8 +215,6 @@ def test_onnx_export_of_every_family_matches_torch_in_a_stock_session(family, ge
 
     from blockprune_pl.export import export_model
 
-    if family == "modernbert" and geometry == "neurons":
-        pytest.skip("refused for modernbert (test above)")
     model = tiny_modernbert() if family == "modernbert" else tiny(family)
     spec = PruneSpec(geometry=geometry, rate=2.0, col_blocks=4)
     BlockPruner(spec).prepare(model).prune(spec.density)
