@@ -1,7 +1,7 @@
-"""Every encoder family with separate q/k/v projections prunes from its own module names: tiny
-random configs built here (no download), pruned with each geometry to the exact rate, one masked
-training step, and exported with the logits of the masked model. Decoders, ALBERT and fused
-projections are refused with the reason."""
+"""Every encoder family prunes from its own module names (ModernBERT with its fused q/k/v and
+gated FFN): tiny random configs built here (no download), pruned with each geometry to the exact
+rate, one masked training step, and exported with the logits of the masked model. Decoders,
+ALBERT and fused projections of another shape are refused with the reason."""
 
 import pytest
 import torch
@@ -38,6 +38,17 @@ def tiny(family: str):
     return AutoModelForSequenceClassification.from_config(config).eval()
 
 
+MODERNBERT = dict(
+    BASE, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2
+)
+
+
+def tiny_modernbert():
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("modernbert", num_labels=2, **MODERNBERT)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_roles_are_found_for_every_layer(family):
     prunables = find_prunable(tiny(family), layout_for(tiny(family)))
@@ -50,14 +61,14 @@ def test_roles_are_found_for_every_layer(family):
     assert shapes["ffn_in"] == (64, 32) and shapes["ffn_out"] == (32, 64)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", [*FAMILIES, "modernbert"])
 @pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons"])
 def test_prune_step_and_export_keep_the_masked_logits(family, geometry, tmp_path):
     from omegaconf import OmegaConf
 
     from blockprune_pl.export import export_model, load_pruned
 
-    model = tiny(family)
+    model = tiny_modernbert() if family == "modernbert" else tiny(family)
     spec = PruneSpec(geometry=geometry, rate=2.0, block=(8, 8), col_blocks=4)
     pruner = BlockPruner(spec).prepare(model)
     pruner.prune(spec.density)
@@ -108,17 +119,6 @@ def test_a_fused_projection_that_is_not_three_thirds_is_named_and_refused():
     model.config.model_type = "fused-bert"
     with pytest.raises(LayoutError, match=r"attention\.self\.Wqkv is a fused projection"):
         layout_for(model)
-
-
-MODERNBERT = dict(
-    BASE, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2
-)
-
-
-def tiny_modernbert():
-    torch.manual_seed(0)
-    config = AutoConfig.for_model("modernbert", num_labels=2, **MODERNBERT)
-    return AutoModelForSequenceClassification.from_config(config).eval()
 
 
 def test_modernbert_fused_qkv_and_gated_ffn_are_found_as_such():
