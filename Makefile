@@ -25,10 +25,13 @@ test: install
 test-fast: install
 	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) $(PY) -m pytest -q -m unit
 
-# The config fuzzer with many draws (make test runs a few): FUZZ_EXAMPLES=N to change
+# The long reliability profile (make test runs a few of each): FUZZ_EXAMPLES config draws (five
+# times as many data draws) and KILL_TRIALS SIGKILL-and-resume trials
 fuzz: install
-	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q \
-		tests/integration/test_fuzz_configs.py
+	HF_HUB_OFFLINE=1 GLUE_DIR=$(GLUE) FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} \
+		KILL_TRIALS=$${KILL_TRIALS:-20} $(PY) -m pytest -q \
+		tests/integration/test_fuzz_configs.py tests/unit/test_fuzz_data.py \
+		tests/integration/test_kill_resume.py
 
 lint: install
 	$(PY) -m ruff check blockprune_pl tests

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import csv
 import fnmatch
-import json
 from pathlib import Path
+
+from blockprune_pl.record import RunRecord
 
 COLUMNS = [
     "model",
@@ -39,9 +40,9 @@ COLUMNS = [
 ]
 
 
-def method_of(m: dict) -> str:
-    prune = m["config"]["prune"]
-    if m["target_rate"] == 1.0:
+def method_of(m: RunRecord) -> str:
+    prune = m.config["prune"]
+    if m.target_rate == 1.0:
         return "dense"
     if not prune["penalty"]:
         method = "magnitude"
@@ -55,15 +56,15 @@ def method_of(m: dict) -> str:
         method += " global"
     if prune.get("schedule", "one_shot") == "cubic":
         method += " cubic"
-    distill = m.get("distill") or {}
+    distill = m.distill or {}
     if distill.get("enabled"):
         method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")
     return method
 
 
-def _speedup(m: dict) -> float | None:
+def _speedup(m: RunRecord) -> float | None:
     """The bench's speedup at batch 1 (the first thread count), when the run recorded one."""
-    rows = (m.get("bench") or {}).get("results") or []
+    rows = (m.bench or {}).get("results") or []
     at_b1 = [r for r in rows if r.get("batch") == 1] or rows
     return at_b1[0].get("speedup") if at_b1 else None
 
@@ -72,14 +73,14 @@ def _selected(name: str, only: list[str]) -> bool:
     return not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
 
 
-def _runs(roots: list[Path], only: list[str]) -> list[tuple[Path, str, dict]]:
+def _runs(roots: list[Path], only: list[str]) -> list[tuple[Path, str, RunRecord]]:
     runs = []
     for root in roots:
         for p in sorted(root.rglob("metrics.json")):
             name = str(p.parent.relative_to(root))
             if not _selected(name, only):
                 continue
-            runs.append((p.parent, name, json.loads(p.read_text())))
+            runs.append((p.parent, name, RunRecord.read(p)))
     return runs
 
 
@@ -90,32 +91,31 @@ def collect(
     matches one of the `only` glob patterns (all runs when none are given)."""
     roots = [Path(r) for r in (roots if isinstance(roots, list) else [roots])]
     runs = _runs(roots, only or [])
-    dense = {(m["model"], m["task"]): m for _, _, m in runs if m["target_rate"] == 1.0}
+    dense = {(m.model, m.task): m for _, _, m in runs if m.target_rate == 1.0}
     rows = []
     for _, name, m in runs:
-        main = m["main_metric"]
-        value = m["final"].get(main)
-        ref = dense.get((m["model"], m["task"]))
-        base = ref["final"].get(main) if ref else m["dense"].get(main)
+        value = m.metric("final")
+        ref = dense.get((m.model, m.task))
+        base = ref.metric("final") if ref else m.metric("dense")
         rows.append(
             {
-                "model": m["model"],
-                "task": m["task"],
-                "geometry": m["geometry"],
-                "rate": m["target_rate"],
+                "model": m.model,
+                "task": m.task,
+                "geometry": m.geometry,
+                "rate": m.target_rate,
                 "method": method_of(m),
-                "metric": main,
+                "metric": m.main_metric,
                 "value": value,
                 "dense": base,
                 "drop": None if value is None or base is None else base - value,
-                "before_prune": (m.get("before_prune") or {}).get(main),
-                "after_prune": (m.get("after_prune") or {}).get(main),
-                "pruned_energy": (m["pruning"].get("pruned_energy") or {}).get("total"),
-                "achieved_rate": m["pruning"]["achieved_rate"],
-                "kept_prunable": m["pruning"]["kept_prunable_params"],
-                "prunable": m["pruning"]["prunable_params"],
-                "total_params": m["params"]["total"],
-                "steps": m["steps"]["total"],
+                "before_prune": m.metric("before_prune"),
+                "after_prune": m.metric("after_prune"),
+                "pruned_energy": (m.pruning.get("pruned_energy") or {}).get("total"),
+                "achieved_rate": m.pruning["achieved_rate"],
+                "kept_prunable": m.pruning["kept_prunable_params"],
+                "prunable": m.pruning["prunable_params"],
+                "total_params": m.params["total"],
+                "steps": m.steps["total"],
                 "speedup": _speedup(m),
                 "run": name,
             }

@@ -31,6 +31,7 @@ from omegaconf import OmegaConf
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.io import atomic_folder
 from blockprune_pl.models import build_model, load_tokenizer
+from blockprune_pl.record import RunRecord
 from blockprune_pl.threads import torch_threads
 
 FORMATS = ("hf", "compact", "gathered", "onnx", "int8")
@@ -60,7 +61,7 @@ def load_run(path: str | Path):
     metrics = ckpt_path.parent.parent / "metrics.json"
     if not metrics.is_file():
         raise ConfigError(f"{metrics} not found: export needs the run's metrics.json (its config)")
-    cfg = OmegaConf.create(json.loads(metrics.read_text())["config"])
+    cfg = OmegaConf.create(RunRecord.read(metrics).config)
     tokenizer = load_tokenizer(cfg.model)
     model = build_model(cfg.model, int(cfg.task.num_labels), tokenizer, seed=int(cfg.seed))
     prefix = "model."

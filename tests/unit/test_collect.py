@@ -1,16 +1,29 @@
 import pytest
 
 from blockprune_pl.collect import _speedup, method_of
+from blockprune_pl.record import RunRecord
 
 
 def metrics(rate=5.0, penalty=True, kd=False, bench=None):
     prune = {"penalty": penalty, "penalty_mode": "proximal", "lam": 3.0}
-    return {
-        "target_rate": rate,
-        "config": {"prune": prune},
-        "distill": {"enabled": kd},
-        **({"bench": bench} if bench else {}),
-    }
+    return RunRecord(
+        task="sst2",
+        model="minilm",
+        geometry="bsp",
+        target_rate=rate,
+        main_metric="val/acc",
+        final={},
+        best={},
+        dense={},
+        steps={"total": 4},
+        params={"total": 10},
+        pruning={},
+        checkpoints={},
+        wall_time_s=1.0,
+        config={"prune": prune},
+        distill={"enabled": kd},
+        bench=bench,
+    )
 
 
 def test_method_names_the_penalty_and_distillation():
@@ -23,11 +36,11 @@ def test_method_names_the_penalty_and_distillation():
 
 def test_method_names_the_recipe_knobs():
     m = metrics(kd=True)
-    m["config"]["prune"].update(lam_per="phase", target="doomed", scope="global")
-    m["distill"]["hidden_weight"] = 1.0
+    m.config["prune"].update(lam_per="phase", target="doomed", scope="global")
+    m.distill["hidden_weight"] = 1.0
     assert method_of(m) == "proximal lam=3/phase doomed global +kd+hidden"
     m = metrics(penalty=False)
-    m["config"]["prune"]["schedule"] = "cubic"
+    m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"
 
 
@@ -38,25 +51,15 @@ def test_speedup_is_the_batch_one_row_when_benchmarked():
 
 
 def test_each_run_is_measured_against_the_dense_run_of_its_own_model_and_task(tmp_path):
-    import json
-
     from blockprune_pl.collect import collect
 
     def write(name, model, task, rate, final, own_dense):
         m = metrics(rate=rate)
-        m.update(
-            model=model,
-            task=task,
-            geometry="bsp",
-            main_metric="val/acc",
-            final={"val/acc": final},
-            dense={"val/acc": own_dense},
-            pruning={"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5},
-            params={"total": 10},
-            steps={"total": 4},
-        )
+        m.model, m.task = model, task
+        m.final, m.dense = {"val/acc": final}, {"val/acc": own_dense}
+        m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
         (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+        m.write(tmp_path / name / "metrics.json")
 
     write("minilm_sst2_dense", "minilm", "sst2", 1.0, 0.90, 0.90)
     write("electra_sst2_dense", "electra", "sst2", 1.0, 0.80, 0.80)
@@ -69,3 +72,14 @@ def test_each_run_is_measured_against_the_dense_run_of_its_own_model_and_task(tm
     assert by_run["electra_sst2_r5"]["dense"] == 0.80
     assert by_run["electra_sst2_r5"]["drop"] == pytest.approx(0.10)
     assert by_run["minilm_rte_r5"]["dense"] == 0.60 and incomplete == []
+
+
+def test_a_record_round_trips_and_a_foreign_file_is_named(tmp_path):
+    from blockprune_pl.errors import ConfigError
+
+    record = metrics(kd=True)
+    record.write(tmp_path / "metrics.json")
+    assert RunRecord.read(tmp_path / "metrics.json") == record
+    (tmp_path / "other.json").write_text('{"task": "sst2"}')
+    with pytest.raises(ConfigError, match=r"other.json is not a run record .*'model'"):
+        RunRecord.read(tmp_path / "other.json")
