@@ -52,6 +52,10 @@ def method_of(m: RunRecord) -> str:
             method += "/phase"
         if prune.get("target", "all") == "doomed":
             method += " doomed"
+    if prune.get("col_blocks", 8) != 8 and m.geometry in ("bsp", "hybrid"):
+        method += f" col_blocks={prune['col_blocks']}"  # the segment width differs
+    if prune.get("balance"):
+        method += " balanced"
     if prune.get("scope", "layer") == "global":
         method += " global"
     if prune.get("schedule", "one_shot") == "cubic":

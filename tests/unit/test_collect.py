@@ -39,6 +39,8 @@ def test_method_names_the_recipe_knobs():
     m.config["prune"].update(lam_per="phase", target="doomed", scope="global")
     m.distill["hidden_weight"] = 1.0
     assert method_of(m) == "proximal lam=3/phase doomed global +kd+hidden"
+    m.config["prune"].update(col_blocks=32, balance=True)
+    assert method_of(m) == "proximal lam=3/phase doomed col_blocks=32 balanced global +kd+hidden"
     m = metrics(penalty=False)
     m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"
