@@ -100,9 +100,31 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent), child, new)
 
 
+# per-head projections of the relative positions (DeBERTa-v2 with share_att_key=False): their
+# rows follow the kept heads as q and k do
+_POSITION_PROJECTIONS = ("pos_key_proj", "pos_query_proj")
+
+
+def _set_head_count(attention: nn.Module, heads: int, head_size: int) -> None:
+    """Attention modules that reshape by a stored head count (DeBERTa's num_attention_heads)
+    must see the layer's own count, or the kept rows are split into the wrong heads."""
+    for attr in ("num_attention_heads", "num_heads", "n_heads"):
+        if isinstance(getattr(attention, attr, None), int):
+            setattr(attention, attr, heads)
+    if isinstance(getattr(attention, "all_head_size", None), int):
+        attention.all_head_size = heads * head_size
+
+
 def _resize(model: nn.Module, roles: dict, head_rows: torch.Tensor, neurons: torch.Tensor):
+    head_size = model.config.hidden_size // model.config.num_attention_heads
     for name, lin, parts in _attention_inputs(roles):
         _replace(model, name, _sliced(lin, rows=_rows(lin, parts, head_rows)))
+    attention = model.get_submodule(_attention_inputs(roles)[0][0].rpartition(".")[0])
+    for extra in _POSITION_PROJECTIONS:
+        lin = getattr(attention, extra, None)
+        if isinstance(lin, nn.Linear):
+            setattr(attention, extra, _sliced(lin, rows=head_rows))
+    _set_head_count(attention, len(head_rows) // head_size, head_size)
     _replace(model, roles["attn_out"][0], _sliced(roles["attn_out"][1], cols=head_rows))
     name, lin, parts = roles["ffn_in"]
     _replace(model, name, _sliced(lin, rows=_rows(lin, parts, neurons)))

@@ -32,9 +32,14 @@ FAMILIES = {
 }
 
 
-def tiny(family: str):
+# a wide initialisation: with HF's default (std 0.02) a tiny model's attention barely moves the
+# logits, and an export that splits the kept rows into the wrong heads would still match
+WIDE = dict(initializer_range=0.3)
+
+
+def tiny(family: str, **extra):
     torch.manual_seed(0)
-    config = AutoConfig.for_model(family, num_labels=2, **FAMILIES[family])
+    config = AutoConfig.for_model(family, num_labels=2, **FAMILIES[family], **WIDE, **extra)
     return AutoModelForSequenceClassification.from_config(config).eval()
 
 
@@ -45,7 +50,7 @@ MODERNBERT = dict(
 
 def tiny_modernbert():
     torch.manual_seed(0)
-    config = AutoConfig.for_model("modernbert", num_labels=2, **MODERNBERT)
+    config = AutoConfig.for_model("modernbert", num_labels=2, **MODERNBERT, **WIDE)
     return AutoModelForSequenceClassification.from_config(config).eval()
 
 
@@ -232,3 +237,35 @@ def test_onnx_export_of_every_family_matches_torch_in_a_stock_session(family, ge
     got = session.run(None, feed)[0]
     assert np.ptp(expected) > 1e-5  # the rows differ: a constant graph would not pass
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("share_att_key", [True, False])
+def test_deberta_relative_attention_compacts_with_its_own_head_count(share_att_key, tmp_path):
+    from omegaconf import OmegaConf
+
+    from blockprune_pl.export import export_model, load_pruned
+
+    # DeBERTa-v3's attention: relative positions, projected by q/k (shared) or by
+    # pos_key_proj / pos_query_proj, each reshaped by a stored head count
+    model = tiny(
+        "deberta-v2",
+        relative_attention=True,
+        pos_att_type=["p2c", "c2p"],
+        share_att_key=share_att_key,
+        position_buckets=16,
+        max_relative_positions=32,
+    )
+    prunables = find_prunable(model, layout_for(model))
+    assert not any("pos_" in p.name for p in prunables)  # position projections stay dense
+    BlockPruner(PruneSpec(geometry="neurons", rate=2.0)).prepare(model).prune(0.5)
+    ids = torch.randint(5, 99, (3, 9))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    prune_cfg = OmegaConf.create({"geometry": "neurons", "col_blocks": 8, "block": [8, 8]})
+    folder = export_model(model, None, prune_cfg, tmp_path / "c", "compact", measure=False)
+    attention = load_pruned(folder).deberta.encoder.layer[0].attention.self
+    assert attention.num_attention_heads == 2 and attention.query_proj.out_features == 16
+    with torch.no_grad():
+        got = load_pruned(folder)(input_ids=ids).logits
+    assert float(expected.std()) > 0.1
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
