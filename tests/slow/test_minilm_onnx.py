@@ -70,7 +70,8 @@ def pruned_export(minilm, geometry, folder, fmt):
 
 
 @pytest.mark.parametrize(
-    ("geometry", "graph_op"), [("bsp", "ScatterElements"), ("neurons", "MatMul")]
+    ("geometry", "graph_op"),
+    [("bsp", "ScatterElements"), ("neurons", "MatMul"), ("hybrid", "ScatterElements")],
 )
 def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     minilm, sentences, pairs, tmp_path, geometry, graph_op
@@ -81,6 +82,8 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     graph = onnx.load(folder / "model.onnx").graph
     scatters = [n for n in graph.node if n.op_type == "ScatterElements"]
     assert any(n.op_type == graph_op for n in graph.node)
+    # hybrid: the FFN lost whole neurons (compacted), the attention keeps gathered segments
+    assert (folder / "compact.json").is_file() == (geometry != "bsp")
     for node in scatters:  # an overwrite would drop rows that column blocks share
         assert {a.name: a.s for a in node.attribute}.get("reduction") == b"add"
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
