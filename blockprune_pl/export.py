@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 from pathlib import Path
@@ -80,6 +81,8 @@ def export_model(model, tokenizer, prune_cfg, out: str | Path, fmt: str, measure
     """Write a pruned model (zeros in place, as a run leaves it) in `fmt` to the folder `out`.
     `prune_cfg` needs `geometry`, `col_blocks` and `block`; `measure=False` keeps every gathered
     layer gathered instead of timing it against one dense GEMM; `tokenizer` may be None."""
+    if fmt != "hf":  # compact and gathered rebuild layers: the caller's model stays as it was
+        model = copy.deepcopy(model)
     with atomic_folder(out) as partial:  # whole folder or nothing
         _write_format(model, tokenizer, prune_cfg, partial, fmt, measure)
     return Path(out)

@@ -269,3 +269,23 @@ def test_deberta_relative_attention_compacts_with_its_own_head_count(share_att_k
         got = load_pruned(folder)(input_ids=ids).logits
     assert float(expected.std()) > 0.1
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_exporting_leaves_the_callers_model_as_it_was(tmp_path):
+    from omegaconf import OmegaConf
+
+    from blockprune_pl.export import export_model, load_pruned
+
+    model = tiny("bert")
+    BlockPruner(PruneSpec(geometry="neurons", rate=2.0)).prepare(model).prune(0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    prune_cfg = OmegaConf.create({"geometry": "neurons", "col_blocks": 8, "block": [8, 8]})
+    ids = torch.randint(5, 99, (2, 7))
+    for fmt in ("compact", "onnx", "compact"):  # the same model, again and again
+        folder = export_model(model, None, prune_cfg, tmp_path / fmt, fmt, measure=False)
+        assert model.state_dict().keys() == before.keys()
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            load_pruned(folder)(input_ids=ids).logits, model(input_ids=ids).logits
+        )
