@@ -126,10 +126,9 @@ def save_compact(model, folder: Path, write_weights: bool = True) -> None:
 def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
     from safetensors.torch import save_file
 
-    from blockprune_pl.pruning import find_prunable, layout_for
+    from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for
     from blockprune_pl.pruning.compact import _replace
     from blockprune_pl.pruning.gathered import GatheredLinear, dense_ranges
-    from blockprune_pl.pruning.pruner import HEAD_ROLES
 
     geometry = prune_cfg.geometry
     if geometry not in GATHERED_GEOMETRIES:
@@ -138,18 +137,14 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
             f"not geometry={geometry!r}"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    spec = PruneSpec.from_dict(OmegaConf.to_container(prune_cfg, resolve=True))
     prunables = find_prunable(model, layout_for(model))
     if geometry == "hybrid":  # whole FFN neurons: removed; the attention's segments: gathered
         save_compact(model, folder, write_weights=False)
-        prunables = [p for p in find_prunable(model, layout_for(model)) if p.role in HEAD_ROLES]
+        prunables = [p for p in find_prunable(model, layout_for(model)) if not p.in_ffn]
     layers = {}
     for p in prunables:
-        in_features = p.module.in_features
-        width = (
-            prune_cfg.block[1]
-            if geometry == "tiles"
-            else math.ceil(in_features / prune_cfg.col_blocks)
-        )
+        width = spec.group_shape(p.module.in_features)[1]
         gathered = GatheredLinear.from_linear(p.module, width)
         plan, timings = {}, {}
         # small GEMMs gain less from threads than a large one: the choice depends on the count

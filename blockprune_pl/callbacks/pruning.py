@@ -128,7 +128,7 @@ class PruningCallback(L.Callback):
     def _advance(self, trainer, pl_module) -> None:
         """Bring the pruning state to what step `trainer.global_step` calls for (idempotent)."""
         step, plan, pruner = trainer.global_step, self.plan, self.pruner
-        in_penalty = plan.finetune <= step < plan.prune_at
+        in_penalty = plan.phase(step) == "penalty"
         if in_penalty and self.spec.penalty:
             due = self.last_refresh is None or (
                 self.reweight_every and step - self.last_refresh >= self.reweight_every

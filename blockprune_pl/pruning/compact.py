@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from blockprune_pl.pruning.layouts import find_prunable, layout_for, row_parts
+from blockprune_pl.pruning.layouts import HEAD_ROLES, find_prunable, layout_for, row_parts
 
 
 def _by_layer(model: nn.Module) -> dict[int, dict[str, tuple[str, nn.Linear, int]]]:
@@ -28,7 +28,7 @@ def _by_layer(model: nn.Module) -> dict[int, dict[str, tuple[str, nn.Linear, int
 
 
 def _attention_inputs(roles: dict) -> list[tuple[str, nn.Linear, int]]:
-    return [roles["q+k+v"]] if "q+k+v" in roles else [roles[r] for r in ("q", "k", "v")]
+    return [roles["q+k+v"]] if "q+k+v" in roles else [roles[r] for r in HEAD_ROLES[:-1]]
 
 
 def _rows(lin: nn.Linear, parts: int, index: torch.Tensor) -> torch.Tensor:

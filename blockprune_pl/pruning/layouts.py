@@ -10,6 +10,10 @@ from torch import nn
 from blockprune_pl.errors import ConfigError
 
 ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")
+# the roles that couple: an attention head spans rows of q, k, v and columns of attn_out; an
+# FFN neuron a row of ffn_in and a column of ffn_out
+HEAD_ROLES = ("q", "k", "v", "attn_out")
+NEURON_ROLES = ("ffn_in", "ffn_out")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class PrunableLinear:
     @property
     def fused(self) -> bool:
         return "+" in self.role
+
+    @property
+    def in_ffn(self) -> bool:
+        """A Linear of the FFN (its neurons couple), else of the attention (its heads do)."""
+        return self.parts[0] in NEURON_ROLES
 
 
 _LAYOUTS: dict[str, Layout] = {}

@@ -14,12 +14,16 @@ from torch import Tensor, nn
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
 from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
-from blockprune_pl.pruning.layouts import PrunableLinear, find_prunable, layout_for, row_parts
+from blockprune_pl.pruning.layouts import (
+    HEAD_ROLES,
+    NEURON_ROLES,
+    PrunableLinear,
+    find_prunable,
+    layout_for,
+    row_parts,
+)
 from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_column
 from blockprune_pl.pruning.spec import PruneSpec
-
-HEAD_ROLES = ("q", "k", "v", "attn_out")
-NEURON_ROLES = ("ffn_in", "ffn_out")
 
 
 class BlockPruner:
@@ -43,8 +47,8 @@ class BlockPruner:
         elif self.spec.geometry == "hybrid":
             # attention matrices in row segments, the FFN in whole neurons (Block Pruning's
             # hybrid): an FFN neuron's input row and output column go together
-            attention = [p for p in self.prunables if p.role not in NEURON_ROLES]
-            ffn = [p for p in self.prunables if p.role in NEURON_ROLES]
+            attention = [p for p in self.prunables if not p.in_ffn]
+            ffn = [p for p in self.prunables if p.in_ffn]
             self.groups = [self._block_groups(p) for p in attention] + _coupled_groups(
                 ffn, config.num_attention_heads
             )
@@ -76,12 +80,7 @@ class BlockPruner:
 
     def _block_groups(self, p: PrunableLinear) -> BlockGroups:
         out_features, in_features = p.module.weight.shape
-        if self.spec.geometry in ("bsp", "hybrid"):
-            block = (1, math.ceil(in_features / self.spec.col_blocks))
-        elif self.spec.geometry == "irregular":
-            block = (1, 1)
-        else:
-            block = self.spec.block
+        block = self.spec.group_shape(in_features)
         if block[0] > out_features or block[1] > in_features:
             raise ConfigError(
                 f"prune.block={list(block)} does not fit {p.name}.weight of shape "

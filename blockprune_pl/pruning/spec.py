@@ -100,6 +100,15 @@ class PruneSpec:
     def density(self) -> float:
         return 1.0 / self.rate
 
+    def group_shape(self, in_features: int) -> tuple[int, int]:
+        """`[rows, cols]` of one group in a Linear with `in_features` inputs (block geometries;
+        in `hybrid`, of its attention matrices)."""
+        if self.geometry in ("bsp", "hybrid"):
+            return (1, math.ceil(in_features / self.col_blocks))
+        if self.geometry == "irregular":
+            return (1, 1)
+        return self.block
+
     def identity(self) -> dict:
         """What a checkpoint must agree on to resume: the groups and the target."""
         d = asdict(self)

@@ -7,7 +7,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from blockprune_pl.pruning.layouts import PrunableLinear
+from blockprune_pl.pruning.layouts import HEAD_ROLES, PrunableLinear
 
 
 @torch.no_grad()
@@ -26,11 +26,11 @@ def pruning_stats(model: nn.Module, prunables: list[PrunableLinear], num_heads: 
         by_layer[p.layer][p.role] = w
     heads = neurons = heads_total = neurons_total = 0
     for roles in by_layer.values():
-        if all(r in roles for r in ("q", "k", "v", "attn_out")):
+        if all(r in roles for r in HEAD_ROLES):
             alive = (
                 sum(
                     _rows_alive(roles[r]).reshape(num_heads, -1).any(1).int()
-                    for r in ("q", "k", "v")
+                    for r in HEAD_ROLES[:-1]
                 )
                 + _rows_alive(roles["attn_out"].T).reshape(num_heads, -1).any(1).int()
             )
