@@ -138,10 +138,11 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
         )
     folder.mkdir(parents=True, exist_ok=True)
     spec = PruneSpec.from_dict(OmegaConf.to_container(prune_cfg, resolve=True))
-    prunables = find_prunable(model, layout_for(model))
     if geometry == "hybrid":  # whole FFN neurons: removed; the attention's segments: gathered
         save_compact(model, folder, write_weights=False)
-        prunables = [p for p in find_prunable(model, layout_for(model)) if not p.in_ffn]
+    prunables = [
+        p for p in find_prunable(model, layout_for(model)) if geometry != "hybrid" or not p.in_ffn
+    ]
     layers = {}
     for p in prunables:
         width = spec.group_shape(p.module.in_features)[1]

@@ -117,9 +117,10 @@ def _set_head_count(attention: nn.Module, heads: int, head_size: int) -> None:
 
 def _resize(model: nn.Module, roles: dict, head_rows: torch.Tensor, neurons: torch.Tensor):
     head_size = model.config.hidden_size // model.config.num_attention_heads
-    for name, lin, parts in _attention_inputs(roles):
+    inputs = _attention_inputs(roles)
+    for name, lin, parts in inputs:
         _replace(model, name, _sliced(lin, rows=_rows(lin, parts, head_rows)))
-    attention = model.get_submodule(_attention_inputs(roles)[0][0].rpartition(".")[0])
+    attention = model.get_submodule(inputs[0][0].rpartition(".")[0])
     for extra in _POSITION_PROJECTIONS:
         lin = getattr(attention, extra, None)
         if isinstance(lin, nn.Linear):

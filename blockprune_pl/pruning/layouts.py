@@ -37,10 +37,6 @@ class PrunableLinear:
         return tuple(self.role.split("+"))
 
     @property
-    def fused(self) -> bool:
-        return "+" in self.role
-
-    @property
     def in_ffn(self) -> bool:
         """A Linear of the FFN (its neurons couple), else of the attention (its heads do)."""
         return self.parts[0] in NEURON_ROLES

@@ -43,14 +43,16 @@ class BlockPruner:
         self.prunables = find_prunable(model, layout_for(model), self.spec.roles)
         self._row_parts = row_parts(self.prunables)
         if self.spec.geometry == "neurons":
-            self.groups = _coupled_groups(self.prunables, config.num_attention_heads)
+            self.groups = _coupled_groups(
+                self.prunables, config.num_attention_heads, self._row_parts
+            )
         elif self.spec.geometry == "hybrid":
             # attention matrices in row segments, the FFN in whole neurons (Block Pruning's
             # hybrid): an FFN neuron's input row and output column go together
             attention = [p for p in self.prunables if not p.in_ffn]
             ffn = [p for p in self.prunables if p.in_ffn]
             self.groups = [self._block_groups(p) for p in attention] + _coupled_groups(
-                ffn, config.num_attention_heads
+                ffn, config.num_attention_heads, self._row_parts
             )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
@@ -309,11 +311,12 @@ def _device(g) -> torch.device:
     return next(iter(g.params.values())).device
 
 
-def _coupled_groups(prunables: list[PrunableLinear], num_heads: int) -> list[CoupledGroups]:
+def _coupled_groups(
+    prunables: list[PrunableLinear], num_heads: int, parts: dict[str, int]
+) -> list[CoupledGroups]:
     """Per layer: one CoupledGroups of heads, one of FFN neurons. A fused q/k/v Linear gives
     one row block per role, a gated FFN input its input and gate halves: a head or a neuron
-    takes its rows from each."""
-    parts = row_parts(prunables)
+    takes its rows from each. `parts`: `row_parts` of the prunables."""
     by_layer: dict[int, dict[str, list[tuple[str, nn.Linear, int]]]] = {}
     for p in prunables:
         height = p.module.out_features // parts[p.name]

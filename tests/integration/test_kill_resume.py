@@ -17,18 +17,11 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY_RUN, glue_dir
+from tests.integration.test_resume import RUN as RESUME_RUN
 
 TRIALS = int(os.environ.get("KILL_TRIALS", "3"))
-# 64 rows / batch 16 = 4 steps an epoch; a checkpoint at every epoch boundary
-RUN = [
-    "prune.rate=4.0",
-    "prune.phases.finetune=8",
-    "prune.phases.penalty=8",
-    "prune.phases.retrain=8",
-    "prune.reweight_every=3",
-    "checkpoint_every_n_steps=4",
-    "export.formats=[]",
-]
+# the resume test's run (a checkpoint at every epoch boundary), without exports
+RUN = [*RESUME_RUN, "export.formats=[]"]
 # In the child: the k-th checkpoint write stops half way and the process SIGKILLs itself.
 KILL_IN_SAVE = """
 import os, signal
