@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -63,10 +64,23 @@ def tiny_cfg(glue, tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     """Tiers by folder: tests/unit (fast, tiny models), tests/integration (whole runs on tiny
-    models, DDP, launchers), tests/slow (the real MiniLM)."""
+    models, DDP, launchers), tests/slow (the real MiniLM); a test marked `integration` in a
+    unit file runs with the integration tier."""
     for item in items:
         parts = Path(str(item.fspath)).parts
         if "integration" in parts:
             item.add_marker(pytest.mark.integration)
-        elif "unit" in parts:
-            item.add_marker(pytest.mark.unit)
+        elif "unit" in parts and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)  # a unit file may send a slower test up a tier
+
+
+def assert_same_state(expected: dict, got: dict) -> None:
+    """Two checkpoints' module state dicts hold the same values, bit for bit: weights, and the
+    pruner's alpha, keep flags and density (buffers of its `pruner` submodule)."""
+    assert any(k.startswith("pruner.alpha_") for k in expected), "no pruner state saved"
+    assert expected.keys() == got.keys()
+    for name, value in expected.items():
+        if torch.is_tensor(value):
+            assert torch.equal(value, got[name]), name
+        else:
+            assert value == got[name], name

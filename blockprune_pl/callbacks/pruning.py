@@ -64,7 +64,6 @@ class PruningCallback(L.Callback):
         self.last_refresh: int | None = None  # step of the last alpha refresh
         self.last_prune: int | None = None
         self.last_penalty = 0.0
-        self._pending: dict | None = None
         self._handled_step = -1
         self._phase_lr: float | None = None  # sum of the penalty phase's learning rates
         self.ranks_agree: bool | None = None  # set once checked under DDP
@@ -78,14 +77,13 @@ class PruningCallback(L.Callback):
         return self.pruner is not None and self.pruner.density <= self.final_density
 
     def setup(self, trainer, pl_module, stage):
+        # Lightning calls setup before it moves, wraps (DDP) and restores the module: as its
+        # submodule the pruner's buffers (alpha, keep flags, masks) go along with each
         if self.pruner is None:
             self.pruner = BlockPruner(self.spec).prepare(pl_module.model)
-        if self._pending is not None:
-            self._load(self._pending)
+            pl_module.add_module("pruner", self.pruner)
 
     def on_train_start(self, trainer, pl_module):
-        # setup() and a resume ran before the model moved to its device
-        self.pruner.follow_params()
         self._advance(trainer, pl_module)
 
     def _lr_at(self, trainer, step: int) -> float:
@@ -112,8 +110,7 @@ class PruningCallback(L.Callback):
                 self.last_penalty = self.pruner.add_penalty_grad()
             else:
                 self.last_penalty = float(self.pruner.penalty().detach())
-        if self.pruner.is_pruned:
-            self.pruner.mask_grads()
+        self.pruner.mask_grads()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
@@ -148,8 +145,7 @@ class PruningCallback(L.Callback):
             self._prune(trainer, self.final_density, step)
             # the report card of the penalty: the metric right after the cut, no retraining yet
             self._evaluate(trainer, pl_module, "after_prune", step)
-        if pruner.is_pruned:
-            pruner.apply_masks()
+        pruner.apply_masks()
         pl_module.selectable = self.is_final
 
     def _evaluate(self, trainer, pl_module, tag: str, step: int) -> None:
@@ -184,20 +180,14 @@ class PruningCallback(L.Callback):
         self.ranks_agree = True
 
     def state_dict(self) -> dict:
+        # the pruner's own state is in the module's state_dict (it is a submodule)
         return {
-            "pruner": self.pruner.state_dict() if self.pruner else None,
             "last_refresh": self.last_refresh,
             "last_prune": self.last_prune,
             "plan": [self.plan.finetune, self.plan.penalty, self.plan.retrain],
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if self.pruner is None:
-            self._pending = state
-        else:
-            self._load(state)
-
-    def _load(self, state: dict) -> None:
         plan = [self.plan.finetune, self.plan.penalty, self.plan.retrain]
         if state["plan"] != plan:
             raise ConfigError(
@@ -205,7 +195,4 @@ class PruningCallback(L.Callback):
                 f"from this run's {plan} in optimizer steps; resume with the same prune.phases, "
                 "task.train_limit and optim.batch_size"
             )
-        if state["pruner"] is not None:
-            self.pruner.load_state_dict(state["pruner"])
         self.last_refresh, self.last_prune = state["last_refresh"], state["last_prune"]
-        self._pending = None

@@ -1,7 +1,10 @@
 """`BlockPruner`: prepare(model) -> penalty()/refresh_alpha() -> prune(density) -> keep masks.
 
-Reads like a torch.ao sparsifier: masks and alpha are plain tensors keyed by group label, and
-`state_dict()` holds only tensors and plain data, so a run resumes bit for bit.
+Reads like a torch.ao sparsifier, and like torch.ao its state lives in module buffers: per group
+set `alpha_<i>` and `keep_<i>`, the `density` of the last prune and, rebuilt from the keep flags
+rather than saved, one `mask_<j>` per masked parameter. Register the pruner as a submodule of the
+module that holds the model (the LightningModule does): then `.to(device)` moves it, the
+checkpoint's `state_dict` saves it, and DDP broadcasts it, together with the weights.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_col
 from blockprune_pl.pruning.spec import PruneSpec
 
 
-class BlockPruner:
+class BlockPruner(nn.Module):
     def __init__(self, spec: PruneSpec):
+        super().__init__()
         self.spec = spec
         self.groups: list[BlockGroups | CoupledGroups] = []
-        self.alpha: list[Tensor] = []
-        self.keep: list[Tensor] = []
-        self.density = 1.0  # of the last prune() call; 1.0 means not pruned yet
         self.pruned_energy: dict | None = None  # what the last prune() removed
-        self._masks: dict[str, tuple[nn.Parameter, Tensor]] = {}
+        # 1.0 until the first prune(); float64 so a resumed run compares densities exactly
+        self.register_buffer("_density", torch.tensor(1.0, dtype=torch.float64))
+        self._masked: dict[str, nn.Parameter] = {}  # parameter name -> parameter, mask_<j> order
+        # masks are derived state: rebuilt from the keep flags whenever those are loaded
+        self.register_load_state_dict_post_hook(lambda module, _: module._build_masks())
 
     # ----------------------------------------------------------------- setup
     def prepare(self, model: nn.Module) -> BlockPruner:
@@ -56,9 +61,41 @@ class BlockPruner:
             )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
-        self.alpha = [torch.ones(len(g), device=_device(g)) for g in self.groups]
-        self.keep = [torch.ones(len(g), dtype=torch.bool, device=_device(g)) for g in self.groups]
+        for i, g in enumerate(self.groups):
+            self.register_buffer(f"alpha_{i}", torch.ones(len(g), device=_device(g)))
+            self.register_buffer(
+                f"keep_{i}", torch.ones(len(g), dtype=torch.bool, device=_device(g))
+            )
+            for name, param in g.params.items():
+                if name in self._masked:
+                    raise ValueError(f"{name} belongs to two group sets")
+                self._masked[name] = param
+                mask = torch.ones_like(param, dtype=torch.bool)
+                self.register_buffer(f"mask_{len(self._masked) - 1}", mask, persistent=False)
         return self
+
+    @property
+    def alpha(self) -> list[Tensor]:
+        """Per group set, `(G,)` penalty weights (0 for groups the penalty leaves alone)."""
+        return [getattr(self, f"alpha_{i}") for i in range(len(self.groups))]
+
+    @property
+    def keep(self) -> list[Tensor]:
+        """Per group set, `(G,)` bool: the groups kept by the last prune (all before it)."""
+        return [getattr(self, f"keep_{i}") for i in range(len(self.groups))]
+
+    @property
+    def density(self) -> float:
+        return float(self._density)
+
+    @property
+    def is_pruned(self) -> bool:
+        return self.density < 1.0
+
+    def _mask_pairs(self):
+        """(parameter, bool mask of its kept weights): what every masking step walks."""
+        for j, param in enumerate(self._masked.values()):
+            yield param, getattr(self, f"mask_{j}")
 
     def max_rate(self) -> float:
         """The highest rate a prune can reach: every matrix (or coupled set, scope=layer) or
@@ -70,15 +107,6 @@ class BlockPruner:
         else:
             least = sum(int(s.min()) for s in sizes)
         return total / least
-
-    def follow_params(self) -> BlockPruner:
-        """Move alpha, keep flags and masks to the device of the weights they belong to (call
-        after the model moved, e.g. to a GPU: prepare() and load_state_dict() ran before)."""
-        self.alpha = [a.to(_device(g)) for a, g in zip(self.alpha, self.groups)]
-        self.keep = [k.to(_device(g)) for k, g in zip(self.keep, self.groups)]
-        if self._masks:
-            self._build_masks()
-        return self
 
     def _block_groups(self, p: PrunableLinear) -> BlockGroups:
         out_features, in_features = p.module.weight.shape
@@ -125,7 +153,7 @@ class BlockPruner:
                 alpha = ref * torch.ones_like(norms)
             if targeted:
                 alpha = alpha * doomed[i]
-            self.alpha[i] = alpha
+            self.alpha[i].copy_(alpha)
 
     @torch.no_grad()
     def add_penalty_grad(self) -> float:
@@ -187,8 +215,9 @@ class BlockPruner:
         norms = self.norms()
         keep = self.select(density)
         self.pruned_energy = removed_energy(norms, self.keep, keep, [g.layer for g in self.groups])
-        self.keep = keep
-        self.density = density
+        for old, new in zip(self.keep, keep):
+            old.copy_(new)
+        self._density.fill_(density)
         self._build_masks()
         self.apply_masks()
 
@@ -200,38 +229,40 @@ class BlockPruner:
             self.norms(), self.keep, self.select(self.spec.density), [0] * len(self.groups)
         )["total"]
 
+    @torch.no_grad()
     def _build_masks(self) -> None:
-        self._masks = {}
+        masks = {}
         for g, keep in zip(self.groups, self.keep):
-            for name, mask in g.expand(keep).items():
-                self._masks[name] = (g.params[name], mask.contiguous())
-
-    @property
-    def is_pruned(self) -> bool:
-        return bool(self._masks)
+            masks.update(g.expand(keep))
+        for j, name in enumerate(self._masked):
+            getattr(self, f"mask_{j}").copy_(masks[name])
 
     @torch.no_grad()
     def apply_masks(self) -> None:
-        for param, mask in self._masks.values():
-            param.masked_fill_(~mask, 0.0)
+        if self.is_pruned:
+            for param, mask in self._mask_pairs():
+                param.masked_fill_(~mask, 0.0)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for param, mask in self._masks.values():
-            if param.grad is not None:
-                param.grad.masked_fill_(~mask, 0.0)
+        if self.is_pruned:
+            for param, mask in self._mask_pairs():
+                if param.grad is not None:
+                    param.grad.masked_fill_(~mask, 0.0)
 
     @torch.no_grad()
     def mask_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
         """Zero momentum and second moments of pruned weights, so no stale update moves them."""
-        for param, mask in self._masks.values():
+        for param, mask in self._mask_pairs():
             for value in optimizer.state.get(param, {}).values():
                 if isinstance(value, Tensor) and value.shape == param.shape:
                     value.masked_fill_(~mask, 0)
 
     def masks(self) -> dict[str, Tensor]:
         """Per parameter name, the bool mask of kept weights (empty before pruning)."""
-        return {name: mask for name, (_, mask) in self._masks.items()}
+        if not self.is_pruned:
+            return {}
+        return {name: mask for name, (_, mask) in zip(self._masked, self._mask_pairs())}
 
     @torch.no_grad()
     def fingerprint(self) -> Tensor:
@@ -246,18 +277,18 @@ class BlockPruner:
         return torch.tensor([keep, alpha, weights], dtype=torch.float64, device=device)
 
     # --------------------------------------------------------------- state
-    def state_dict(self) -> dict:
-        labels = [g.label for g in self.groups]
+    def get_extra_state(self) -> dict:
+        """Plain data beside the buffers: what the checkpoint was pruned with, and the report
+        card of its cut."""
         return {
             "identity": self.spec.identity(),
-            "density": self.density,
-            "pruned": self.is_pruned,
+            "groups": [g.label for g in self.groups],
             "pruned_energy": self.pruned_energy,
-            "alpha": {k: a.detach().cpu().clone() for k, a in zip(labels, self.alpha)},
-            "keep": {k: m.detach().cpu().clone() for k, m in zip(labels, self.keep)},
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def set_extra_state(self, state: dict) -> None:
+        # torch loads the buffers first, but reports their mismatches only after this check,
+        # so a run resumed under other settings hears which setting differs
         if state["identity"] != self.spec.identity():
             theirs, ours = state["identity"], self.spec.identity()
             diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
@@ -267,16 +298,9 @@ class BlockPruner:
                     f"prune.{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in diff.items()
                 )
             )
-        labels = [g.label for g in self.groups]
-        if list(state["alpha"]) != labels:
+        if state["groups"] != [g.label for g in self.groups]:
             raise ConfigError("checkpoint pruning groups do not match this model's prunable layers")
-        self.alpha = [state["alpha"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
-        self.keep = [state["keep"][k].to(_device(g)) for k, g in zip(labels, self.groups)]
-        self.density = float(state["density"])
         self.pruned_energy = state.get("pruned_energy")
-        self._masks = {}
-        if state["pruned"]:
-            self._build_masks()
 
 
 def floor_first(scores: Tensor, alive: Tensor, floor: float) -> Tensor:

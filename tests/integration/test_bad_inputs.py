@@ -200,7 +200,8 @@ def test_non_finite_loss_keeps_the_last_good_checkpoint(glue, tmp_path):
     with pytest.raises(FloatingPointError):
         _run(tmp_path, "prune.rate=2", "prune.penalty_lr_scale=1e35", "checkpoint_every_n_steps=2")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "step2.ckpt", weights_only=False)
-    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+    weights = [v for v in ckpt["state_dict"].values() if torch.is_tensor(v)]
+    assert weights and all(torch.isfinite(v).all() for v in weights)
 
 
 def catalogue() -> str:

@@ -4,6 +4,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from blockprune_pl import train
+from tests.conftest import assert_same_state
 
 RUN = [
     "prune.rate=4.0",
@@ -33,8 +34,7 @@ def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg):
     resumed = tiny_cfg(*RUN, f"ckpt_path={out / 'checkpoints' / 'step12.ckpt'}", out="resumed")
     train.run(resumed)
     again = torch.load(Path(resumed.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
-    for name, value in final["state_dict"].items():
-        assert torch.equal(value, again["state_dict"][name]), name
+    assert_same_state(final["state_dict"], again["state_dict"])
 
 
 def test_teacher_gets_no_gradient(tiny_cfg):
