@@ -46,4 +46,4 @@ sweep: install
 FORMAT ?= compact
 bench: install
 	$(PY) -m blockprune_pl.export $(RUN_DIR) --format $(FORMAT) --out $(RUN_DIR)/export_$(FORMAT)
-	$(PY) -m blockprune_pl.bench $(RUN_DIR)/export_$(FORMAT) --batch 1,32 --seq 128 --threads 1,2
+	$(PY) -m blockprune_pl.export.bench $(RUN_DIR)/export_$(FORMAT) --batch 1,32 --seq 128 --threads 1,2

@@ -97,8 +97,8 @@ def check_reachable(spec: PruneSpec, model) -> None:
 
 
 def check_export(export_cfg) -> None:
-    from blockprune_pl.bench import RUNTIMES
     from blockprune_pl.export import FORMATS
+    from blockprune_pl.export.bench import RUNTIMES
 
     for fmt in (export_cfg.formats if export_cfg else None) or []:
         if fmt not in FORMATS:

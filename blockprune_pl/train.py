@@ -248,8 +248,8 @@ def report(cfg, built: Built, started: float) -> RunRecord:
 
 def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
     """Write every configured export of the finished run; bench the first one if asked."""
-    from blockprune_pl.bench import bench
     from blockprune_pl.export import export
+    from blockprune_pl.export.bench import bench
 
     folders = {
         fmt: str(export(out_dir, out_dir / f"export_{fmt}", fmt)) for fmt in export_cfg.formats
@@ -261,7 +261,7 @@ def export_at_end(out_dir: Path, export_cfg) -> tuple[dict, dict | None]:
         list(export_cfg.batches),
         int(export_cfg.seq),
         list(export_cfg.threads),
-        repeats=int(export_cfg.repeats),
+        min_run_time=float(export_cfg.min_run_time),
         runtime=export_cfg.get("runtime", "eager"),
     )
     return folders, report

@@ -2,31 +2,28 @@
 `python -m blockprune_pl.export.bench <exported folder> [--batch 1,32] [--seq 128]
 [--threads 1,2] [--runtime eager|compile|onnxruntime]`.
 
-All timing in this package happens here, with `torch.utils.benchmark` (which also sets and
-restores torch's thread count), including the per-layer choice between one dense GEMM and the
-gathered form that the gathered export records.
+The timing itself is `timing.py`'s, as for every measurement in this package.
 
 The dense reference is the same architecture at full width (random weights: time does not
 depend on values). Prints a Markdown table and writes JSON (median and interquartile spread over
-at least `--min-run-time` seconds of timed calls after warm-up, parameter counts, bytes on disk, FLOP ideal).
+at least `--min-run-time` seconds of timed calls after warm-up, parameter counts, bytes on disk,
+FLOP ideal).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.utils import benchmark
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.export.formats import load_pruned
 from blockprune_pl.export.gathered import GatheredLinear
 from blockprune_pl.export.onnx import save_onnx
+from blockprune_pl.export.timing import latency
 from blockprune_pl.io import write_json_atomic
 
 
@@ -52,61 +49,6 @@ def stored_values(model) -> int:
     """Parameters plus packed block values (buffers of gathered Linears)."""
     packed = sum(b.numel() for n, b in model.named_buffers() if ".values_" in n)
     return sum(p.numel() for p in model.parameters()) + packed
-
-
-def measure(fn, threads: int, min_run_time: float, warmup: int = 3) -> benchmark.Measurement:
-    """Time `fn()` after `warmup` untimed calls, with `threads` torch threads (the Timer sets
-    them and restores the caller's): blocks of calls for at least `min_run_time` seconds; the
-    Measurement has the per-call median and IQR."""
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    with torch.inference_mode():
-        if warmup:
-            timer.timeit(warmup)
-        return timer.blocked_autorange(min_run_time=min_run_time)
-
-
-def latency(model, batch: int, seq: int, threads: int, min_run_time: float, warmup: int) -> dict:
-    """Median and IQR (ms) of a forward pass on a `batch x seq` input."""
-    ids = torch.randint(1000, 2000, (batch, seq))
-    mask = torch.ones(batch, seq, dtype=torch.long)
-    m = measure(lambda: model(input_ids=ids, attention_mask=mask), threads, min_run_time, warmup)
-    calls = m.number_per_run * len(m.times)
-    return {"median_ms": 1e3 * m.median, "iqr_ms": 1e3 * m.iqr, "calls": calls}
-
-
-def layer_ms(module: nn.Module, x: torch.Tensor, threads: int, min_run_time: float) -> float:
-    """Median time (ms) of `module(x)`."""
-    return 1e3 * measure(lambda: module(x), threads, min_run_time).median
-
-
-def dense_ranges(
-    linear: nn.Linear,
-    gathered: GatheredLinear,
-    threads: int,
-    token_counts=(128, 512, 4096),
-    min_run_time: float = 0.05,
-) -> tuple[list[tuple[float, float]], dict]:
-    """The token-count ranges in which this layer runs faster as one dense GEMM than gathered on
-    this machine with `threads` threads: each measured count stands for the sizes nearer to it
-    than to its neighbours (on a log scale), from 0 below the smallest to infinity above the
-    largest. Also the median timings (ms) they were decided on."""
-    timings = {}
-    for tokens in sorted(token_counts):
-        x = torch.randn(tokens, linear.in_features, dtype=linear.weight.dtype)
-        timings[tokens] = {
-            name: layer_ms(module, x, threads, min_run_time)
-            for name, module in (("dense", linear), ("gathered", gathered))
-        }
-    counts = sorted(timings)
-    bounds = [0.0] + [math.sqrt(a * b) for a, b in zip(counts, counts[1:])] + [math.inf]
-    ranges = []
-    for k, tokens in enumerate(counts):
-        if timings[tokens]["dense"] < timings[tokens]["gathered"]:
-            if ranges and ranges[-1][1] == bounds[k]:  # extend the previous range
-                ranges[-1] = (ranges[-1][0], bounds[k + 1])
-            else:
-                ranges.append((bounds[k], bounds[k + 1]))
-    return ranges, timings
 
 
 RUNTIMES = ("eager", "compile", "onnxruntime")

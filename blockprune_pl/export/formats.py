@@ -125,10 +125,10 @@ def save_compact(model, folder: Path, write_weights: bool = True) -> None:
 def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
     from safetensors.torch import save_file
 
-    from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for
     from blockprune_pl.export.compact import _replace
-    from blockprune_pl.export.bench import dense_ranges
     from blockprune_pl.export.gathered import GatheredLinear
+    from blockprune_pl.export.timing import dense_ranges
+    from blockprune_pl.pruning import PruneSpec, find_prunable, layout_for
 
     geometry = prune_cfg.geometry
     if geometry not in GATHERED_GEOMETRIES:

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from blockprune_pl.export import export_model, save_onnx
-from blockprune_pl.int8 import QUANTIZED_OPS
+from blockprune_pl.export.onnx import QUANTIZED_OPS
 from blockprune_pl.models import build_model
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 

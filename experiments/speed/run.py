@@ -18,8 +18,8 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from blockprune_pl.bench import RUNTIMES, bench
 from blockprune_pl.export import export_model, save_compact, save_gathered
+from blockprune_pl.export.bench import RUNTIMES, bench
 from blockprune_pl.models import build_model, load_tokenizer
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 
@@ -79,8 +79,8 @@ def main(argv=None) -> None:
     parser.add_argument("--col-blocks", default="8", help="bsp/hybrid segment counts, e.g. 8,32")
     args = parser.parse_args(argv)
     plan = {
-        "minilm": dict(batches=[1, 32], threads=[1, 2], repeats=10, rates=(2.0, 5.0, 10.0)),
-        "bert-base": dict(batches=[1, 32], threads=[1, 2], repeats=5, rates=(2.0, 5.0, 10.0)),
+        name: dict(batches=[1, 32], threads=[1, 2], min_run_time=2.0, rates=(2.0, 5.0, 10.0))
+        for name in ("minilm", "bert-base")
     }
     plan = {name: plan[name] for name in args.models.split(",")}
     geometries = tuple(args.geometries.split(","))
@@ -93,7 +93,7 @@ def main(argv=None) -> None:
         if args.batches:
             settings["batches"] = [int(b) for b in args.batches.split(",")]
     if args.quick:
-        plan = {"minilm": dict(batches=[1], threads=[2], repeats=3, rates=(5.0,))}
+        plan = {"minilm": dict(batches=[1], threads=[2], min_run_time=0.3, rates=(5.0,))}
         geometries = ("neurons", "bsp")
     rows = []
     for name, settings in plan.items():

@@ -19,8 +19,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 from run import exported, model_for  # noqa: E402
 
-from blockprune_pl.bench import encoder_linear_flops  # noqa: E402
 from blockprune_pl.export import load_pruned  # noqa: E402
+from blockprune_pl.export.bench import encoder_linear_flops  # noqa: E402
 
 
 def top_ops(model, batch: int, seq: int = 128, repeats: int = 20, rows: int = 8):

@@ -62,7 +62,7 @@ def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path
         widths = json.loads((folder / "compact.json").read_text())["layer_widths"]
         assert all(w["ffn"] < masked.config.intermediate_size for w in widths.values())
     if fmt == "gathered" and preset == "hybrid":
-        from blockprune_pl.pruning.gathered import GatheredLinear
+        from blockprune_pl.export.gathered import GatheredLinear
 
         gathered = [n for n, m in loaded.named_modules() if isinstance(m, GatheredLinear)]
         assert gathered and all("attention" in n for n in gathered)
@@ -95,7 +95,7 @@ def test_unknown_format_and_missing_checkpoint_are_named(tmp_path):
 
 @pytest.mark.parametrize("preset", ["bsp", "tiles"])
 def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_path):
-    from blockprune_pl.pruning.gathered import GatheredLinear
+    from blockprune_pl.export.gathered import GatheredLinear
 
     out_dir, results = runs[preset]
     masked, tokenizer, _ = load_run(out_dir)
@@ -122,12 +122,12 @@ def test_gathered_stores_only_kept_blocks_and_keeps_logits(runs, preset, tmp_pat
 
 @pytest.mark.parametrize("runtime", ["eager", "compile", "onnxruntime"])
 def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path, runtime):
-    from blockprune_pl.bench import bench, markdown
+    from blockprune_pl.export.bench import bench, markdown
 
     out_dir, _ = runs["neurons"]
     folder = export(out_dir, tmp_path / "compact", "compact")
     report = bench(
-        folder, batches=[1, 2], seq=16, threads=[1], repeats=3, warmup=1, runtime=runtime
+        folder, batches=[1, 2], seq=16, threads=[1], min_run_time=0.01, warmup=1, runtime=runtime
     )
     assert report["runtime"] == runtime
     assert len(report["results"]) == 2 and report["params"]["pruned"] < report["params"]["dense"]
@@ -138,25 +138,27 @@ def test_bench_runs_on_a_tiny_compact_model(runs, tmp_path, runtime):
 
 def test_bench_onnxruntime_times_the_shipped_model_onnx(runs, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    import blockprune_pl.export as export_module
-    from blockprune_pl.bench import bench
+    from blockprune_pl.export import bench as bench_module
+    from blockprune_pl.export.bench import bench
 
     out_dir, _ = runs["bsp"]
     folder = export(out_dir, tmp_path / "onnx", "onnx")
-    traced, save_onnx = [], export_module.save_onnx
+    traced, save_onnx = [], bench_module.save_onnx
 
     def recording(model, file, **kwargs):
         traced.append(file.name)
         save_onnx(model, file, **kwargs)
 
-    monkeypatch.setattr(export_module, "save_onnx", recording)
-    report = bench(folder, [1], seq=16, threads=[1], repeats=2, warmup=1, runtime="onnxruntime")
+    monkeypatch.setattr(bench_module, "save_onnx", recording)
+    report = bench(
+        folder, [1], seq=16, threads=[1], min_run_time=0.01, warmup=1, runtime="onnxruntime"
+    )
     assert traced == ["dense.onnx"]  # only the dense reference is traced; model.onnx is read
     assert report["results"][0]["pruned"]["median_ms"] > 0
 
 
 def test_bench_counts_gathered_flops_and_packed_values(runs, tmp_path):
-    from blockprune_pl.bench import encoder_linear_flops, stored_values
+    from blockprune_pl.export.bench import encoder_linear_flops, stored_values
 
     out_dir, results = runs["bsp"]
     masked, _, _ = load_run(out_dir)
@@ -183,7 +185,7 @@ def test_a_run_exports_and_benches_at_the_end_when_configured(glue, tmp_path):
             "export.bench=true",
             "export.batches=[1,2]",
             "export.seq=16",
-            "export.repeats=2",
+            "export.min_run_time=0.01",
         ],
         tmp_path,
     )

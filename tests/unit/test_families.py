@@ -201,6 +201,7 @@ def test_modernbert_heads_and_gated_neurons_are_cut_whole_and_compact(geometry, 
         assert sum(p.numel() for p in loaded.parameters()) < dense_params
 
 
+@pytest.mark.integration  # 18 ONNX traces: longer than the unit tier's budget
 @pytest.mark.parametrize("family", [*FAMILIES, "modernbert"])
 @pytest.mark.parametrize("geometry", ["bsp", "neurons"])
 def test_onnx_export_of_every_family_matches_torch_in_a_stock_session(family, geometry, tmp_path):

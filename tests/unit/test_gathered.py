@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from blockprune_pl.pruning.gathered import GatheredLinear
+from blockprune_pl.export.gathered import GatheredLinear
 
 
 def block_sparse_linear(in_features, out_features, width, keep=0.3, seed=0):
@@ -76,24 +76,35 @@ B1, B2 = math.sqrt(128 * 512), math.sqrt(512 * 4096)  # the log-scale middles
     ],
 )
 def test_dense_ranges_follow_the_measured_winners(monkeypatch, winners, expected):
-    from blockprune_pl.pruning import gathered as module
+    from blockprune_pl.export import timing
 
     linear = block_sparse_linear(48, 24, 8)
     layer = GatheredLinear.from_linear(linear, 8)
     by_tokens = dict(zip((128, 512, 4096), winners))
 
-    def fake_ms(modules, x, repeats):  # the winner at this token count 1 ms, the loser 2 ms
-        assert modules["dense"] is linear and modules["gathered"] is layer
-        return {name: 1.0 if by_tokens[x.shape[0]] == name else 2.0 for name in modules}
+    def fake_ms(module, x, threads, min_run_time):  # the winner at this count 1 ms, the loser 2 ms
+        assert module is linear or module is layer
+        name = "dense" if module is linear else "gathered"
+        return 1.0 if by_tokens[x.shape[0]] == name else 2.0
 
-    monkeypatch.setattr(module, "min_ms", fake_ms)
-    ranges, timings = module.dense_ranges(linear, layer)
+    monkeypatch.setattr(timing, "layer_ms", fake_ms)
+    ranges, timings = timing.dense_ranges(linear, layer, threads=1)
     assert ranges == expected
     assert set(timings) == {128, 512, 4096}
 
 
+def test_measure_times_with_the_asked_thread_count_and_restores_the_callers():
+    from blockprune_pl.export.timing import measure
+
+    seen = []
+    before = torch.get_num_threads()
+    m = measure(lambda: seen.append(torch.get_num_threads()), threads=1, min_run_time=0.01)
+    assert seen and set(seen) == {1} and len(m.times) >= 1
+    assert torch.get_num_threads() == before
+
+
 def test_blocks_are_grouped_by_kept_rows_when_padding_would_cost_more_than_a_call():
-    from blockprune_pl.pruning.gathered import _group_by_count
+    from blockprune_pl.export.gathered import _group_by_count
 
     assert _group_by_count([100, 10, 100, 10], call_cost=5) == [[0, 2], [1, 3]]
     assert _group_by_count([100, 10, 100, 10], call_cost=500) == [[0, 1, 2, 3]]

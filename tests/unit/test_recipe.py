@@ -105,7 +105,7 @@ def test_phase_strength_needs_the_proximal_step():
 
 @pytest.mark.parametrize("geometry", ["bsp", "tiles"])
 def test_balanced_prune_keeps_as_many_blocks_in_every_column_block(geometry):
-    from blockprune_pl.pruning.gathered import GatheredLinear
+    from blockprune_pl.export.gathered import GatheredLinear
 
     model, pruner = prepared(geometry, col_blocks=4, block=(4, 8), balance=True, rate=4.0)
     pruner.prune(0.25)
