@@ -1,4 +1,5 @@
 import logging
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -34,3 +35,28 @@ def test_the_litlogger_tip_is_dropped_and_other_notices_kept(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert "GPU available: False" in messages
     assert not any("litlogger" in m for m in messages)
+
+
+def test_the_pytree_deprecation_is_dropped_and_other_warnings_kept():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_library_notices()
+        warnings.warn(
+            "`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, "
+            "TreeSpec) and treespec.is_leaf()` instead.",
+            FutureWarning,
+            stacklevel=1,
+        )
+        warnings.warn("lr is very high", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["lr is very high"]
+
+
+def test_the_checkpoint_weights_only_note_is_dropped(caplog):
+    quiet_library_notices()
+    log = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    with caplog.at_level(logging.INFO):
+        log.info("`weights_only` was not set, defaulting to `False`.")
+        log.info("Restoring states from the checkpoint path at x.ckpt")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Restoring states from the checkpoint path at x.ckpt"
+    ]
