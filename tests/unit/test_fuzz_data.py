@@ -94,6 +94,7 @@ def tokenizer():
     return load_tokenizer(compose([]).model)
 
 
+@pytest.mark.integration  # hundreds of Parquet files written and read: beyond the unit budget
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
