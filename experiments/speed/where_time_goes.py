@@ -5,6 +5,7 @@ compact), and prints the ops that take the most self time, for the dense and the
 side by side, and the share of the dense pass spent in Linear GEMMs.
 Usage (repo root):
 python experiments/speed/where_time_goes.py [geometry] [rate] [batch] [threads] [minilm|bert-base]
+    [balanced]
 """
 
 from __future__ import annotations
@@ -41,11 +42,15 @@ def top_ops(model, batch: int, seq: int = 128, repeats: int = 20, rows: int = 8)
 
 
 def main() -> None:
-    defaults = ["bsp", "5", "1", "1", "minilm"]
-    geometry, rate, batch, threads, name = (sys.argv[1:] + defaults[len(sys.argv) - 1 :])[:5]
+    defaults = ["bsp", "5", "1", "1", "minilm", ""]
+    geometry, rate, batch, threads, name, balance = (sys.argv[1:] + defaults[len(sys.argv) - 1 :])[
+        :6
+    ]
     torch.set_num_threads(int(threads))
     with tempfile.TemporaryDirectory() as tmp:
-        folder = exported(name, geometry, float(rate), Path(tmp) / "model")
+        folder = exported(
+            name, geometry, float(rate), Path(tmp) / "model", balance=balance == "balanced"
+        )
         pruned = load_pruned(folder)
         dense = model_for(name)
         tokens = int(batch) * 128
