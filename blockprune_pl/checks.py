@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 
 from blockprune_pl.errors import ConfigError
-from blockprune_pl.pruning import PruneSpec
 
 PHASE_KEYS = ("finetune", "penalty", "retrain")
 
@@ -82,11 +81,11 @@ def check_wandb_credentials(logger_cfg) -> None:
     )
 
 
-def check_reachable(spec: PruneSpec, model) -> None:
-    """A target rate the geometry cannot reach is refused before any training."""
-    from blockprune_pl.pruning import BlockPruner
-
-    highest = BlockPruner(spec).prepare(model).max_rate()
+def check_reachable(pruner) -> None:
+    """A target rate the geometry cannot reach is refused before any training (`pruner`: a
+    prepared BlockPruner)."""
+    spec = pruner.spec
+    highest = pruner.max_rate()
     if spec.rate > highest:
         raise ConfigError(
             f"prune.rate={spec.rate:g} cannot be reached with prune.geometry={spec.geometry} and "

@@ -27,6 +27,7 @@ from blockprune_pl.data import GlueDataModule
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.models import GlueModule, build_model, load_tokenizer
 from blockprune_pl.pruning import (
+    BlockPruner,
     PruneSpec,
     find_prunable,
     layout_for,
@@ -66,8 +67,9 @@ def phase_plan(prune_cfg, steps_per_epoch: int) -> PhasePlan:
 LATEST = "latest"
 
 
-def build_callbacks(cfg, spec: PruneSpec, plan: PhasePlan, out_dir: Path):
-    """Checkpointing always; pruning, block-norm logging and distillation when rate > 1."""
+def build_callbacks(cfg, pruner: BlockPruner | None, plan: PhasePlan, out_dir: Path):
+    """Checkpointing always; pruning, block-norm logging and distillation with a pruner
+    (rate > 1)."""
     checkpoint = ModelCheckpoint(
         dirpath=out_dir / "checkpoints",
         monitor="val/select",
@@ -91,9 +93,9 @@ def build_callbacks(cfg, spec: PruneSpec, plan: PhasePlan, out_dir: Path):
             )
         )
     pruning = None
-    if spec.rate > 1.0:
+    if pruner is not None:
         pruning = PruningCallback(
-            spec,
+            pruner,
             plan,
             int(cfg.prune.reweight_every),
             cfg.prune.schedule,
@@ -190,8 +192,9 @@ def build(cfg, spec: PruneSpec) -> Built:
     if cfg.model.get("layout"):  # roles given in the config: {role: regex, layer index = group 1}
         register_layout(model.config.model_type, dict(cfg.model.layout))
     layout_for(model)  # fail now, not after the fine-tune, on a family whose roles are unclear
-    if spec.rate > 1.0:
-        check_reachable(spec, model)
+    pruner = BlockPruner(spec).prepare(model) if spec.rate > 1.0 else None
+    if pruner is not None:
+        check_reachable(pruner)
     segments = [
         (plan.finetune, 1.0),
         (plan.penalty, float(cfg.prune.penalty_lr_scale)),
@@ -200,7 +203,7 @@ def build(cfg, spec: PruneSpec) -> Built:
     module = GlueModule(
         model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0], data.val_suffixes
     )
-    callbacks, checkpoint, pruning = build_callbacks(cfg, spec, plan, out_dir)
+    callbacks, checkpoint, pruning = build_callbacks(cfg, pruner, plan, out_dir)
     trainer = instantiate(
         cfg.trainer,
         max_steps=plan.total,

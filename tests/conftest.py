@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(config, items):
 
 def assert_same_state(expected: dict, got: dict) -> None:
     """Two checkpoints' module state dicts hold the same values, bit for bit: weights, and the
-    pruner's alpha, keep flags and density (buffers of its `pruner` submodule)."""
+    pruner's alpha and keep flags (buffers of its `pruner` submodule) and its extra state."""
     assert any(k.startswith("pruner.alpha_") for k in expected), "no pruner state saved"
     assert expected.keys() == got.keys()
     for name, value in expected.items():

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 
 from blockprune_pl.errors import ConfigError
-from blockprune_pl.pruning import BlockPruner, PruneSpec
+from blockprune_pl.pruning import BlockPruner
 from blockprune_pl.pruning.masks import cubic_density
 
 SCHEDULES = ("one_shot", "cubic")
@@ -41,7 +41,7 @@ class PhasePlan:
 class PruningCallback(L.Callback):
     def __init__(
         self,
-        spec: PruneSpec,
+        pruner: BlockPruner,
         plan: PhasePlan,
         reweight_every: int = 50,
         schedule: str = "one_shot",
@@ -58,9 +58,9 @@ class PruningCallback(L.Callback):
             )
         if min(plan.finetune, plan.penalty, plan.retrain) < 0:
             raise ConfigError(f"phase lengths must be >= 0, got {plan}")
-        self.spec, self.plan = spec, plan
+        # prepared on the model by the caller (which also checked the rate can be reached)
+        self.pruner, self.spec, self.plan = pruner, pruner.spec, plan
         self.reweight_every, self.schedule, self.prune_every = reweight_every, schedule, prune_every
-        self.pruner: BlockPruner | None = None
         self.last_refresh: int | None = None  # step of the last alpha refresh
         self.last_prune: int | None = None
         self.last_penalty = 0.0
@@ -74,14 +74,12 @@ class PruningCallback(L.Callback):
 
     @property
     def is_final(self) -> bool:
-        return self.pruner is not None and self.pruner.density <= self.final_density
+        return self.pruner.density <= self.final_density
 
     def setup(self, trainer, pl_module, stage):
         # Lightning calls setup before it moves, wraps (DDP) and restores the module: as its
         # submodule the pruner's buffers (alpha, keep flags, masks) go along with each
-        if self.pruner is None:
-            self.pruner = BlockPruner(self.spec).prepare(pl_module.model)
-            pl_module.add_module("pruner", self.pruner)
+        pl_module.add_module("pruner", self.pruner)
 
     def on_train_start(self, trainer, pl_module):
         self._advance(trainer, pl_module)

@@ -52,12 +52,13 @@ def _zero_rows(lin: nn.Linear, groups: int, parts: int = 1, part=None) -> torch.
 HEADS_FIXED = ("mpnet",)
 
 
-def kept_units(model: nn.Module) -> dict[int, dict[str, list[int]]]:
-    """Per layer, the indices of heads and FFN neurons that still contribute."""
+def kept_units(model: nn.Module, layers: dict | None = None) -> dict[int, dict[str, list[int]]]:
+    """Per layer, the indices of heads and FFN neurons that still contribute (`layers`: the
+    model's `_by_layer`, when the caller has it)."""
     heads_n = model.config.num_attention_heads
     heads_fixed = model.config.model_type in HEADS_FIXED
     kept = {}
-    for layer, roles in _by_layer(model).items():
+    for layer, roles in (layers or _by_layer(model)).items():
         _, value, parts = roles["q+k+v"] if "q+k+v" in roles else roles["v"]
         out = roles["attn_out"][1].weight
         dead_heads = _zero_rows(value, heads_n, parts, part=parts - 1) | ~(out != 0).any(0).reshape(
@@ -138,7 +139,7 @@ def compact(model: nn.Module) -> dict[str, dict[str, int]]:
     widths = {}
     # one scan: each layer's Linears are replaced only while that layer is processed
     layers = _by_layer(model)
-    for layer, units in kept_units(model).items():
+    for layer, units in kept_units(model, layers).items():
         rows = torch.tensor([h * head_size + j for h in units["heads"] for j in range(head_size)])
         _resize(model, layers[layer], rows, torch.tensor(units["neurons"]))
         widths[str(layer)] = {"heads": len(units["heads"]), "ffn": len(units["neurons"])}

@@ -25,10 +25,13 @@ def measure(fn, threads: int, min_run_time: float, warmup: int = 3) -> benchmark
         return timer.blocked_autorange(min_run_time=min_run_time)
 
 
-def latency(model, batch: int, seq: int, threads: int, min_run_time: float, warmup: int) -> dict:
-    """Median and IQR (ms) of a forward pass on a `batch x seq` input."""
-    ids = torch.randint(1000, 2000, (batch, seq))
-    mask = torch.ones(batch, seq, dtype=torch.long)
+def latency(
+    model, batch: int, seq: int, threads: int, min_run_time: float, warmup: int, device=None
+) -> dict:
+    """Median and IQR (ms) of a forward pass on a `batch x seq` input on `device` (the Timer
+    synchronises CUDA)."""
+    ids = torch.randint(1000, 2000, (batch, seq), device=device)
+    mask = torch.ones_like(ids)
     m = measure(lambda: model(input_ids=ids, attention_mask=mask), threads, min_run_time, warmup)
     calls = m.number_per_run * len(m.times)
     return {"median_ms": 1e3 * m.median, "iqr_ms": 1e3 * m.iqr, "calls": calls}

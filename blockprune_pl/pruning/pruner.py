@@ -1,10 +1,11 @@
 """`BlockPruner`: prepare(model) -> penalty()/refresh_alpha() -> prune(density) -> keep masks.
 
 Reads like a torch.ao sparsifier, and like torch.ao its state lives in module buffers: per group
-set `alpha_<i>` and `keep_<i>`, the `density` of the last prune and, rebuilt from the keep flags
-rather than saved, one `mask_<j>` per masked parameter. Register the pruner as a submodule of the
-module that holds the model (the LightningModule does): then `.to(device)` moves it, the
-checkpoint's `state_dict` saves it, and DDP broadcasts it, together with the weights.
+set `alpha_<i>` and `keep_<i>` and, rebuilt from the keep flags rather than saved, one `mask_<j>`
+per masked parameter; the density of the last prune is saved beside them as plain data. Register
+the pruner as a submodule of the module that holds the model (the LightningModule does): then
+`.to(device)` moves it, the checkpoint's `state_dict` saves it, and DDP broadcasts it, together
+with the weights.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class BlockPruner(nn.Module):
         self.spec = spec
         self.groups: list[BlockGroups | CoupledGroups] = []
         self.pruned_energy: dict | None = None  # what the last prune() removed
-        # 1.0 until the first prune(); float64 so a resumed run compares densities exactly
-        self.register_buffer("_density", torch.tensor(1.0, dtype=torch.float64))
+        # 1.0 until the first prune(); a Python float, read at every step without a device sync
+        self.density = 1.0
         self._masked: dict[str, nn.Parameter] = {}  # parameter name -> parameter, mask_<j> order
         # masks are derived state: rebuilt from the keep flags whenever those are loaded
         self.register_load_state_dict_post_hook(lambda module, _: module._build_masks())
@@ -83,10 +84,6 @@ class BlockPruner(nn.Module):
     def keep(self) -> list[Tensor]:
         """Per group set, `(G,)` bool: the groups kept by the last prune (all before it)."""
         return [getattr(self, f"keep_{i}") for i in range(len(self.groups))]
-
-    @property
-    def density(self) -> float:
-        return float(self._density)
 
     @property
     def is_pruned(self) -> bool:
@@ -217,7 +214,7 @@ class BlockPruner(nn.Module):
         self.pruned_energy = removed_energy(norms, self.keep, keep, [g.layer for g in self.groups])
         for old, new in zip(self.keep, keep):
             old.copy_(new)
-        self._density.fill_(density)
+        self.density = float(density)
         self._build_masks()
         self.apply_masks()
 
@@ -283,6 +280,7 @@ class BlockPruner(nn.Module):
         return {
             "identity": self.spec.identity(),
             "groups": [g.label for g in self.groups],
+            "density": self.density,
             "pruned_energy": self.pruned_energy,
         }
 
@@ -300,6 +298,7 @@ class BlockPruner(nn.Module):
             )
         if state["groups"] != [g.label for g in self.groups]:
             raise ConfigError("checkpoint pruning groups do not match this model's prunable layers")
+        self.density = float(state["density"])
         self.pruned_energy = state.get("pruned_energy")
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run import model_for  # noqa: E402
 
 from blockprune_pl.export.compact import compact  # noqa: E402
-from blockprune_pl.export.timing import measure  # noqa: E402
+from blockprune_pl.export.timing import latency  # noqa: E402
 from blockprune_pl.pruning import BlockPruner, PruneSpec  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -64,13 +64,6 @@ def two_four(model: nn.Module) -> str | None:
     return None
 
 
-def time_model(model, device, batch: int, seq: int, min_run_time: float) -> dict:
-    ids = torch.randint(1000, 2000, (batch, seq), device=device)
-    mask = torch.ones_like(ids)
-    m = measure(lambda: model(input_ids=ids, attention_mask=mask), 1, min_run_time)
-    return {"median_ms": 1e3 * m.median, "iqr_ms": 1e3 * m.iqr}
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
@@ -104,7 +97,7 @@ def main(argv=None) -> None:
                             continue
                         model = model.to(device, DTYPES[dtype_name]).eval()
                         try:  # a 2:4 kernel may refuse a shape only when it runs
-                            timed = time_model(model, device, batch, args.seq, args.min_run_time)
+                            timed = latency(model, batch, args.seq, 1, args.min_run_time, 3, device)
                         except (RuntimeError, NotImplementedError) as err:
                             rows.append({**row, "skipped": f"{type(err).__name__}: {err}"})
                             continue

@@ -42,7 +42,7 @@ def test_resume_mid_phase_restores_masks_alpha_and_weights_bit_for_bit(
     ckpt = uninterrupted / "checkpoints" / f"step{stop_step}.ckpt"
     assert ckpt.is_file()
     mid, _ = pruner_state(ckpt)
-    assert (float(mid["pruner._density"]) < 1) == (phase == "retrain")
+    assert (mid["pruner._extra_state"]["density"] < 1) == (phase == "retrain")
     cfg = tiny_cfg(*RUN, f"ckpt_path={ckpt}", out=f"resumed_{stop_step}")
     train.run(cfg)
     full_w, full = pruner_state(uninterrupted / "checkpoints" / "last.ckpt")

@@ -243,8 +243,8 @@ def test_alpha_keep_and_masks_move_with_the_module_that_holds_model_and_pruner(g
     model, pruner = prepared(geometry, rate=4.0)
     pruner.prune(0.25)
     holder = nn.ModuleDict({"model": model, "pruner": pruner}).to("meta")
-    buffers = dict(pruner.named_buffers())  # alpha_<i>, keep_<i>, mask_<j>, the density
-    assert len(buffers) == 2 * len(pruner.groups) + len(list(pruner._mask_pairs())) + 1
+    buffers = dict(pruner.named_buffers())  # alpha_<i>, keep_<i>, mask_<j>
+    assert len(buffers) == 2 * len(pruner.groups) + len(list(pruner._mask_pairs()))
     assert {t.device.type for t in buffers.values()} == {"meta"}
     assert {p.device.type for p in holder.parameters()} == {"meta"}
 
