@@ -11,6 +11,7 @@ import torch
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning import BlockPruner
 from blockprune_pl.pruning.masks import cubic_density
+from blockprune_pl.pruning.refit import GramCollector
 
 SCHEDULES = ("one_shot", "cubic")
 
@@ -154,11 +155,31 @@ class PruningCallback(L.Callback):
         pl_module.evaluate(loaders, tag)
 
     def _prune(self, trainer, density: float, step: int) -> None:
-        self.pruner.prune(density)
+        grams = self._calibrate(trainer) if self.spec.refit else None
+        self.pruner.prune(density, grams)
         for optimizer in trainer.optimizers:
             self.pruner.mask_optimizer_state(optimizer)
         self.last_prune = step
         self.check_ranks_agree(trainer)
+
+    @torch.no_grad()
+    def _calibrate(self, trainer) -> dict[str, torch.Tensor]:
+        """X^T X of every prunable Linear's inputs over the calibration rows (dropout off),
+        summed over DDP ranks so that every rank refits the same weights."""
+        module = trainer.lightning_module
+        collector = GramCollector(self.pruner.calibration_modules())
+        was_training = module.training
+        module.eval()
+        with collector.collecting():
+            for batch in trainer.datamodule.calibration_dataloader(self.spec.refit_rows):
+                batch = {k: v.to(module.device) for k, v in batch.items() if k != "labels"}
+                collector.token_mask = batch.get("attention_mask")
+                module.model(**batch)
+        module.train(was_training)
+        grams = collector.grams
+        if trainer.world_size > 1:
+            grams = {k: trainer.strategy.reduce(v, reduce_op="sum") for k, v in grams.items()}
+        return grams
 
     def on_train_end(self, trainer, pl_module):
         self.check_ranks_agree(trainer)

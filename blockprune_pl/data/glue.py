@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from transformers import DataCollatorWithPadding
 
 from blockprune_pl.errors import ConfigError, DataError
@@ -219,6 +219,15 @@ class GlueDataModule(L.LightningDataModule):
             collate_fn=self.collate,
             **self._loader_kwargs(),
         )
+
+    def calibration_dataloader(self, rows: int) -> DataLoader:
+        """A fixed, seeded subset of `rows` training rows, in a fixed order: the inputs a refit
+        at the cut is fitted to (the same rows on every rank and after a resume)."""
+        count = min(int(rows), len(self.train_set))
+        gen = torch.Generator().manual_seed(self.seed)
+        picked = torch.randperm(len(self.train_set), generator=gen)[:count].tolist()
+        subset = Subset(self.train_set, picked)
+        return DataLoader(subset, self.eval_batch_size, collate_fn=self.collate)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [

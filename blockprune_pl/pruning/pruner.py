@@ -27,6 +27,7 @@ from blockprune_pl.pruning.layouts import (
     row_parts,
 )
 from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_column
+from blockprune_pl.pruning.refit import refit_rows
 from blockprune_pl.pruning.spec import PruneSpec
 
 
@@ -206,9 +207,11 @@ class BlockPruner(nn.Module):
         return list(torch.split(keep, [len(g) for g in self.groups]))
 
     @torch.no_grad()
-    def prune(self, density: float) -> None:
+    def prune(self, density: float, grams: dict[str, Tensor] | None = None) -> None:
         """Zero the weakest groups so that `density` of the prunable weights stay. Monotone.
-        Records the share of the squared norm it removed in `pruned_energy`."""
+        Records the share of the squared norm it removed in `pruned_energy`. `grams`: per
+        weight name, X^T X of its Linear's calibration inputs (`calibration_modules`); the kept
+        weights of those matrices are then refit to their output before the cut."""
         norms = self.norms()
         keep = self.select(density)
         self.pruned_energy = removed_energy(norms, self.keep, keep, [g.layer for g in self.groups])
@@ -216,7 +219,15 @@ class BlockPruner(nn.Module):
             old.copy_(new)
         self.density = float(density)
         self._build_masks()
+        for name, gram in (grams or {}).items():
+            weight = self._masked[name]
+            j = list(self._masked).index(name)
+            weight.copy_(refit_rows(weight, getattr(self, f"mask_{j}"), gram))
         self.apply_masks()
+
+    def calibration_modules(self) -> dict[str, nn.Linear]:
+        """Per prunable weight name, its Linear: whose inputs a refit needs (`GramCollector`)."""
+        return {f"{p.name}.weight": p.module for p in self.prunables}
 
     @torch.no_grad()
     def doomed_energy(self) -> float:

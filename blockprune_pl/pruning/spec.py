@@ -38,13 +38,20 @@ class PruneSpec:
     # bsp/tiles: every column block of a matrix keeps the same number of blocks, so the
     # gathered form is one batched GEMM with no padding
     balance: bool = False
+    # at every hard prune, refit the kept weights of each matrix by least squares to its output
+    # on `refit_rows` calibration rows (the training split's): the cut then costs far less
+    refit: bool = False
+    refit_rows: int = 256
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         for name in ("rate", "lam", "eps", "min_density"):
             object.__setattr__(self, name, _typed(name, getattr(self, name), float))
         object.__setattr__(self, "col_blocks", _typed("col_blocks", self.col_blocks, int))
-        for name in ("penalty", "reweighted", "relative", "balance"):
+        object.__setattr__(self, "refit_rows", _typed("refit_rows", self.refit_rows, int))
+        if self.refit_rows < 1:
+            raise ConfigError(f"prune.refit_rows={self.refit_rows} is not allowed: it must be >= 1")
+        for name in ("penalty", "reweighted", "relative", "balance", "refit"):
             _typed(name, getattr(self, name), bool)
         if isinstance(self.block, (str, int, float)) or len(tuple(self.block)) != 2:
             raise ConfigError(f"prune.block={self.block!r} is not allowed: two positive ints")
