@@ -173,7 +173,9 @@ def test_sweep_through_submitit_local_executor(glue, tmp_path):
     assert any((tmp_path / ".submitit").rglob("*.pkl"))
 
 
-def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path):
+@pytest.mark.parametrize("refit", [False, True])
+def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path, refit):
+    # with a refit every rank solves for the kept weights from the Gram matrices summed over ranks
     out = cli(
         f"task.data_dir={glue}",
         *TINY_RUN,
@@ -185,11 +187,13 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path):
         "trainer.strategy=ddp",
         "trainer.devices=2",
         "trainer.accelerator=cpu",
+        f"prune.refit={str(refit).lower()}",
         f"hydra.run.dir={tmp_path}",
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["config"]["prune"]["refit"] is refit
     assert saved["world_size"] == 2 and saved["pruning"]["ranks_agree"] is True
     assert saved["pruning"]["achieved_rate"] == pytest.approx(4.0, abs=0.05)
 

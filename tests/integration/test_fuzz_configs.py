@@ -53,6 +53,8 @@ VALUES = {
     "prune.lam": st.one_of(st.floats(-1, 20, allow_nan=False), WRONG_TYPE),
     "prune.eps": st.floats(-0.1, 1, allow_nan=False),
     "prune.balance": st.booleans(),
+    "prune.refit": st.booleans(),
+    "prune.refit_rows": st.one_of(st.integers(-1, 40), WRONG_TYPE),
     "prune.min_density": st.floats(-0.5, 1.5, allow_nan=False),
     "prune.reweight_every": st.integers(-1, 5),
     "prune.prune_every": st.integers(-1, 3),

@@ -58,3 +58,17 @@ def test_resume_under_another_rate_is_refused(uninterrupted, tiny_cfg):
     )
     with pytest.raises(ValueError, match="prune.rate: checkpoint 4.0 vs run 2.0"):
         train.run(cfg)
+
+
+def test_resume_before_a_refit_cut_refits_the_same_weights(glue, tmp_path, tiny_cfg):
+    # the refit calibrates on a fixed subset of training rows, so a resumed run refits exactly
+    from tests.conftest import TINY_RUN, compose
+
+    refit = [*RUN, "prune.refit=true", "prune.refit_rows=24"]
+    full = compose([f"task.data_dir={glue}", *TINY_RUN, *refit], tmp_path / "full")
+    train.run(full)
+    cfg = tiny_cfg(*refit, f"ckpt_path={tmp_path / 'full/checkpoints/step12.ckpt'}", out="resumed")
+    train.run(cfg)
+    full_w, _ = pruner_state(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    res_w, _ = pruner_state(Path(cfg.output_dir) / "checkpoints" / "last.ckpt")
+    assert_same_state(full_w, res_w)
