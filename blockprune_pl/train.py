@@ -100,6 +100,7 @@ def build_callbacks(cfg, pruner: BlockPruner | None, plan: PhasePlan, out_dir: P
             int(cfg.prune.reweight_every),
             cfg.prune.schedule,
             int(cfg.prune.prune_every),
+            cfg.prune.get("freeze_embeddings", False),
         )
         callbacks = [pruning, BlockNormLogger(pruning, int(cfg.prune.log_every)), *callbacks]
         if cfg.prune.distill.enabled:

@@ -47,6 +47,7 @@ class PruningCallback(L.Callback):
         reweight_every: int = 50,
         schedule: str = "one_shot",
         prune_every: int = 20,
+        freeze_embeddings: bool = False,
     ):
         if schedule not in SCHEDULES:
             raise ConfigError(
@@ -57,11 +58,16 @@ class PruningCallback(L.Callback):
                 f"prune.reweight_every={reweight_every} must be >= 0 and "
                 f"prune.prune_every={prune_every} >= 1"
             )
+        if not isinstance(freeze_embeddings, bool):
+            raise ConfigError(
+                f"prune.freeze_embeddings={freeze_embeddings!r} is not allowed: true or false"
+            )
         if min(plan.finetune, plan.penalty, plan.retrain) < 0:
             raise ConfigError(f"phase lengths must be >= 0, got {plan}")
         # prepared on the model by the caller (which also checked the rate can be reached)
         self.pruner, self.spec, self.plan = pruner, pruner.spec, plan
         self.reweight_every, self.schedule, self.prune_every = reweight_every, schedule, prune_every
+        self.freeze_embeddings = freeze_embeddings
         self.last_refresh: int | None = None  # step of the last alpha refresh
         self.last_prune: int | None = None
         self.last_penalty = 0.0
@@ -81,6 +87,19 @@ class PruningCallback(L.Callback):
         # Lightning calls setup before it moves, wraps (DDP) and restores the module: as its
         # submodule the pruner's buffers (alpha, keep flags, masks) go along with each
         pl_module.add_module("pruner", self.pruner)
+        ddp_kwargs = getattr(trainer.strategy, "_ddp_kwargs", None)
+        if (
+            self.freeze_embeddings
+            and self.plan.finetune > 0
+            and ddp_kwargs is not None
+            and not ddp_kwargs.get("find_unused_parameters")
+        ):
+            # DDP expects a gradient for every parameter that required one when it wrapped
+            raise ConfigError(
+                "prune.freeze_embeddings=true stops the embeddings' gradients after the "
+                f"fine-tune, which trainer.strategy={type(trainer.strategy).__name__} does not "
+                "allow: use trainer.strategy=ddp_find_unused_parameters_true"
+            )
 
     def on_train_start(self, trainer, pl_module):
         self._advance(trainer, pl_module)
@@ -125,6 +144,9 @@ class PruningCallback(L.Callback):
         """Bring the pruning state to what step `trainer.global_step` calls for (idempotent)."""
         step, plan, pruner = trainer.global_step, self.plan, self.pruner
         in_penalty = plan.phase(step) == "penalty"
+        if self.freeze_embeddings and plan.phase(step) != "finetune":
+            # no gradient: AdamW then skips the word embeddings (no update, no decay)
+            pl_module.model.get_input_embeddings().weight.requires_grad_(False)
         if in_penalty and self.spec.penalty:
             due = self.last_refresh is None or (
                 self.reweight_every and step - self.last_refresh >= self.reweight_every

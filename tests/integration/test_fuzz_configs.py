@@ -54,6 +54,7 @@ VALUES = {
     "prune.eps": st.floats(-0.1, 1, allow_nan=False),
     "prune.balance": st.booleans(),
     "prune.refit": st.booleans(),
+    "prune.freeze_embeddings": st.one_of(st.booleans(), WRONG_TYPE),
     "prune.refit_rows": st.one_of(st.integers(-1, 40), WRONG_TYPE),
     "prune.min_density": st.floats(-0.5, 1.5, allow_nan=False),
     "prune.reweight_every": st.integers(-1, 5),

@@ -171,3 +171,28 @@ def test_the_start_line_says_what_runs(tiny_cfg, capsys):
     expected = "== tiny_bert on sst2: bsp rate 2; optimizer steps finetune 4, penalty 4, retrain 4"
     assert expected in out
     assert "device cpu" in out
+
+
+def test_frozen_embeddings_stay_as_the_fine_tune_left_them(tiny_cfg):
+    from safetensors.torch import load_file
+
+    cfg = tiny_cfg("prune.rate=4.0", *PHASES, "prune.freeze_embeddings=true")
+    results = train.run(cfg)
+    state, _ = weights_of(cfg, results)
+    # the teacher folder holds the model exactly as the fine-tune left it
+    teacher = load_file(f"{cfg.output_dir}/teacher/model.safetensors")
+    key = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(state[f"model.{key}"], teacher[key])
+    ffn = "bert.encoder.layer.0.intermediate.dense.weight"
+    assert not torch.equal(state[f"model.{ffn}"], teacher[ffn])  # the rest trained on
+
+
+def test_frozen_embeddings_are_trained_in_the_fine_tune(tiny_cfg):
+    from blockprune_pl.models import build_model, load_tokenizer
+
+    cfg = tiny_cfg("prune.rate=4.0", *PHASES, "prune.freeze_embeddings=true")
+    results = train.run(cfg)
+    state, _ = weights_of(cfg, results)
+    start = build_model(cfg.model, 2, load_tokenizer(cfg.model), seed=int(cfg.seed))
+    key = "bert.embeddings.word_embeddings.weight"
+    assert not torch.equal(state[f"model.{key}"], start.state_dict()[key])

@@ -48,3 +48,23 @@ def test_phase_plan_in_epochs_and_dense_runs_skip_pruning_phases():
     cfg.phase_unit = "minute"
     with pytest.raises(ConfigError, match="prune.phase_unit='minute'"):
         phase_plan(cfg, 10)
+
+
+def test_frozen_embeddings_under_plain_ddp_are_refused_with_the_strategy_to_use():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from blockprune_pl.callbacks import PruningCallback
+    from blockprune_pl.pruning import BlockPruner, PruneSpec
+    from tests.unit.test_pruner import tiny
+
+    pruner = BlockPruner(PruneSpec(rate=2.0)).prepare(tiny())
+    callback = PruningCallback(pruner, PhasePlan(2, 2, 2), freeze_embeddings=True)
+    module = SimpleNamespace(add_module=lambda name, m: None)
+    with pytest.raises(ConfigError, match="ddp_find_unused_parameters_true"):
+        callback.setup(SimpleNamespace(strategy=DDPStrategy()), module, "fit")
+    allowed = SimpleNamespace(strategy=DDPStrategy(find_unused_parameters=True))
+    callback.setup(allowed, module, "fit")
+    with pytest.raises(ConfigError, match="prune.freeze_embeddings='yes' is not allowed"):
+        PruningCallback(pruner, PhasePlan(2, 2, 2), freeze_embeddings="yes")
