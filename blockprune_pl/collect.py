@@ -44,7 +44,9 @@ def method_of(m: RunRecord) -> str:
     prune = m.config["prune"]
     if m.target_rate == 1.0:
         return "dense"
-    if not prune["penalty"]:
+    if not (m.steps or {}).get("penalty", 1) and prune.get("schedule", "one_shot") == "one_shot":
+        method = "one-shot magnitude"  # no penalty phase: the penalty never acted
+    elif not prune["penalty"]:
         method = "magnitude"
     else:
         method = f"{prune['penalty_mode']} lam={prune['lam']:g}"
@@ -60,6 +62,10 @@ def method_of(m: RunRecord) -> str:
         method += " global"
     if prune.get("schedule", "one_shot") == "cubic":
         method += " cubic"
+    if prune.get("refit"):
+        method += " refit"
+    if prune.get("freeze_embeddings"):
+        method += " frozen-emb"
     distill = m.distill or {}
     if distill.get("enabled"):
         method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")

@@ -219,10 +219,10 @@ class BlockPruner(nn.Module):
             old.copy_(new)
         self.density = float(density)
         self._build_masks()
-        for name, gram in (grams or {}).items():
-            weight = self._masked[name]
-            j = list(self._masked).index(name)
-            weight.copy_(refit_rows(weight, getattr(self, f"mask_{j}"), gram))
+        grams = grams or {}
+        for j, (name, weight) in enumerate(self._masked.items()):
+            if name in grams:
+                weight.copy_(refit_rows(weight, getattr(self, f"mask_{j}"), grams[name]))
         self.apply_masks()
 
     def calibration_modules(self) -> dict[str, nn.Linear]:

@@ -54,7 +54,8 @@ def refit_rows(weight: Tensor, mask: Tensor, gram: Tensor, damp: float = 0.01) -
     with the same kept columns share one solve (a bsp matrix has at most 2^col_blocks kinds)."""
     w = weight.detach().double()
     h = gram.to(w.device, torch.float64)
-    h = h + damp * h.diagonal().mean().clamp_min(1e-12) * torch.eye(h.shape[0], dtype=h.dtype)
+    eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    h = h + damp * h.diagonal().mean().clamp_min(1e-12) * eye
     target = w @ h  # row r: (H w_r)^T
     out = torch.zeros_like(w)
     patterns, which = torch.unique(mask, dim=0, return_inverse=True)

@@ -46,6 +46,14 @@ def test_method_names_the_recipe_knobs():
     assert method_of(m) == "magnitude cubic"
 
 
+def test_method_names_the_refit_frozen_embeddings_and_a_missing_penalty_phase():
+    m = metrics(kd=True)
+    m.config["prune"].update(refit=True, freeze_embeddings=True)
+    assert method_of(m) == "proximal lam=3 refit frozen-emb +kd"
+    m.steps = {"finetune": 0, "penalty": 0, "retrain": 4, "total": 4}
+    assert method_of(m) == "one-shot magnitude refit frozen-emb +kd"
+
+
 def test_speedup_is_the_batch_one_row_when_benchmarked():
     assert _speedup(metrics()) is None
     rows = [{"batch": 8, "speedup": 3.0}, {"batch": 1, "speedup": 2.5}]
