@@ -56,7 +56,8 @@ def main() -> None:
     train = pd.read_parquet(f"{args.glue}/{args.task}/train.parquet")
     calibration = train.sample(args.rows, random_state=0)
     dense = AutoModelForSequenceClassification.from_pretrained(args.model)
-    print(json.dumps({"task": args.task, "dense": round(score(dense, tokenizer, val, args.task), 2)}))
+    dense_metric = round(score(dense, tokenizer, val, args.task), 2)
+    print(json.dumps({"task": args.task, "dense": dense_metric}))
     for geometry in args.geometries.split(","):
         for rate in (float(r) for r in args.rates.split(",")):
             for refit in (False, True):
