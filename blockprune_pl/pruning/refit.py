@@ -16,22 +16,29 @@ from torch import Tensor, nn
 
 class GramCollector:
     """Accumulates H = X^T X of the inputs of some Linears over the forwards it sees, counting
-    only the tokens that `token_mask` (set before each forward, `(batch, seq)`) marks real."""
+    only the tokens that `token_mask` (set before each forward, `(batch, seq)`) marks real.
+    Linears fed the same tensor (q, k and v) share one product."""
 
     def __init__(self, modules: dict[str, nn.Linear]):
         self.modules = modules
         self.grams: dict[str, Tensor] = {}
-        self.tokens = 0
         self.token_mask: Tensor | None = None
+        self._last: tuple[Tensor, Tensor | None, Tensor] | None = None  # input, mask, its gram
+
+    def _gram(self, x: Tensor) -> Tensor:
+        if self._last is not None and self._last[0] is x and self._last[1] is self.token_mask:
+            return self._last[2]
+        flat = x.detach().reshape(-1, x.shape[-1])
+        if self.token_mask is not None:
+            flat = flat[self.token_mask.reshape(-1).to(flat.device).bool()]
+        flat = flat.double()
+        gram = flat.T @ flat
+        self._last = (x, self.token_mask, gram)
+        return gram
 
     def _hook(self, name: str):
         def hook(module, args):
-            x = args[0].detach()
-            x = x.reshape(-1, x.shape[-1])
-            if self.token_mask is not None:
-                x = x[self.token_mask.reshape(-1).to(x.device).bool()]
-            x = x.double()
-            gram = x.T @ x
+            gram = self._gram(args[0])
             self.grams[name] = self.grams[name] + gram if name in self.grams else gram
 
         return hook
@@ -42,6 +49,7 @@ class GramCollector:
         try:
             yield self
         finally:
+            self._last = None  # no input tensor kept alive after the forwards
             for handle in handles:
                 handle.remove()
 
