@@ -15,6 +15,7 @@ import csv
 import fnmatch
 from pathlib import Path
 
+from blockprune_pl.pruning.layouts import ROLES
 from blockprune_pl.record import RunRecord
 
 COLUMNS = [
@@ -56,6 +57,9 @@ def method_of(m: RunRecord) -> str:
             method += " doomed"
     if prune.get("col_blocks", 8) != 8 and m.geometry in ("bsp", "hybrid"):
         method += f" col_blocks={prune['col_blocks']}"  # the segment width differs
+    roles = prune.get("roles")
+    if roles and set(roles) != set(ROLES):
+        method += " roles=" + ",".join(roles)  # some matrices stayed dense
     if prune.get("balance"):
         method += " balanced"
     if prune.get("scope", "layer") == "global":

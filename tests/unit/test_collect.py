@@ -41,6 +41,12 @@ def test_method_names_the_recipe_knobs():
     assert method_of(m) == "proximal lam=3/phase doomed global +kd+hidden"
     m.config["prune"].update(col_blocks=32, balance=True)
     assert method_of(m) == "proximal lam=3/phase doomed col_blocks=32 balanced global +kd+hidden"
+    m.config["prune"]["roles"] = ["ffn_out", "ffn_in", "attn_out", "v", "k", "q"]
+    assert method_of(m) == "proximal lam=3/phase doomed col_blocks=32 balanced global +kd+hidden"
+    m.config["prune"]["roles"] = ["q", "k"]
+    assert method_of(m) == (
+        "proximal lam=3/phase doomed col_blocks=32 roles=q,k balanced global +kd+hidden"
+    )
     m = metrics(penalty=False)
     m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"
