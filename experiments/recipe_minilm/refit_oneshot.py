@@ -4,11 +4,15 @@ weights, scored on the full validation split.
 
     python experiments/recipe_minilm/refit_oneshot.py MODEL_DIR sst2 --glue ../shared/data/glue \
         --rates 2,5 --geometries bsp,neurons
+
+`--roles each` cuts one matrix role at a time (the others stay dense): which role's cut costs
+the task most. `--refit off` skips the refit rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -18,6 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from blockprune_pl.pruning import BlockPruner, PruneSpec
+from blockprune_pl.pruning.layouts import ROLES
 from blockprune_pl.pruning.refit import GramCollector
 
 TEXT = {"sst2": ("sentence",), "stsb": ("sentence1", "sentence2")}
@@ -49,6 +54,8 @@ def main() -> None:
     parser.add_argument("--geometries", default="bsp")
     parser.add_argument("--rows", type=int, default=256, help="calibration rows (train split)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--roles", default="all", help="all | each | a comma list of roles")
+    parser.add_argument("--refit", choices=["both", "off", "on"], default="both")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -58,30 +65,39 @@ def main() -> None:
     dense = AutoModelForSequenceClassification.from_pretrained(args.model)
     dense_metric = round(score(dense, tokenizer, val, args.task), 2)
     print(json.dumps({"task": args.task, "dense": dense_metric}))
-    for geometry in args.geometries.split(","):
-        for rate in (float(r) for r in args.rates.split(",")):
-            for refit in (False, True):
-                started = time.time()
-                model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
-                pruner = BlockPruner(PruneSpec(geometry=geometry, rate=rate)).prepare(model)
-                grams = None
-                if refit:
-                    collector = GramCollector(pruner.calibration_modules())
-                    with collector.collecting(), torch.no_grad():
-                        for b in batches(tokenizer, calibration, TEXT[args.task], 64):
-                            collector.token_mask = b["attention_mask"]
-                            model(**b)
-                    grams = collector.grams
-                pruner.prune(1 / rate, grams)
-                row = {
-                    "geometry": geometry,
-                    "rate": rate,
-                    "refit": refit,
-                    "energy_cut_pct": round(100 * pruner.pruned_energy["total"], 2),
-                    "metric": round(score(model, tokenizer, val, args.task), 2),
-                    "seconds": round(time.time() - started, 1),
-                }
-                print(json.dumps(row), flush=True)
+    if args.roles == "all":
+        role_sets = [ROLES]
+    elif args.roles == "each":
+        role_sets = [(role,) for role in ROLES]
+    else:
+        role_sets = [tuple(args.roles.split(","))]
+    refits = {"both": (False, True), "off": (False,), "on": (True,)}[args.refit]
+    rates = [float(r) for r in args.rates.split(",")]
+    for geometry, roles, rate, refit in itertools.product(
+        args.geometries.split(","), role_sets, rates, refits
+    ):
+        started = time.time()
+        model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
+        pruner = BlockPruner(PruneSpec(geometry=geometry, rate=rate, roles=roles)).prepare(model)
+        grams = None
+        if refit:
+            collector = GramCollector(pruner.calibration_modules())
+            with collector.collecting(), torch.no_grad():
+                for b in batches(tokenizer, calibration, TEXT[args.task], 64):
+                    collector.token_mask = b["attention_mask"]
+                    model(**b)
+            grams = collector.grams
+        pruner.prune(1 / rate, grams)
+        row = {
+            "geometry": geometry,
+            "roles": ",".join(roles),
+            "rate": rate,
+            "refit": refit,
+            "energy_cut_pct": round(100 * pruner.pruned_energy["total"], 2),
+            "metric": round(score(model, tokenizer, val, args.task), 2),
+            "seconds": round(time.time() - started, 1),
+        }
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
