@@ -60,6 +60,8 @@ def method_of(m: RunRecord) -> str:
     roles = prune.get("roles")
     if roles and set(roles) != set(ROLES):
         method += " roles=" + ",".join(roles)  # some matrices stayed dense
+    if prune.get("role_rates"):  # some roles kept more (or less) than the rate says
+        method += " role_rates=" + ",".join(f"{r}:{v:g}" for r, v in prune["role_rates"].items())
     if prune.get("balance"):
         method += " balanced"
     if prune.get("scope", "layer") == "global":

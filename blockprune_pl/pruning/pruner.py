@@ -63,6 +63,7 @@ class BlockPruner(nn.Module):
             )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
+        self._final_densities = final_densities(self.spec, self.groups)
         for i, g in enumerate(self.groups):
             self.register_buffer(f"alpha_{i}", torch.ones(len(g), device=_device(g)))
             self.register_buffer(
@@ -178,6 +179,17 @@ class BlockPruner(nn.Module):
                 g.params[name].mul_(factor.to(g.params[name].dtype))
 
     # ------------------------------------------------------------- pruning
+    def set_densities(self, density: float) -> list[float]:
+        """Per group set, its share of a prune to overall `density`: `density` itself, unless
+        `role_rates` fixes some roles. Then each fixed set moves from 1 to its own final density
+        and the others to theirs, by the same fraction of the way as `density` moves from 1 to
+        the final one, so that at every step the kept weights add up to `density`."""
+        if not self.spec.role_rates:
+            return [float(density)] * len(self.groups)
+        final = self.spec.density
+        progress = (1.0 - density) / (1.0 - final) if final < 1.0 else 1.0
+        return [1.0 - (1.0 - d) * progress for d in self._final_densities]
+
     @torch.no_grad()
     def select(self, density: float) -> list[Tensor]:
         """Per group set, the groups a prune to `density` would keep now (per matrix or coupled
@@ -186,13 +198,17 @@ class BlockPruner(nn.Module):
         scores = [group_scores(g.norms(), g.sizes()) for g in self.groups]
         if self.spec.balance:
             return [
-                keep_top_per_column(s, g.sizes(), g.grid, density, alive)
-                for s, g, alive in zip(scores, self.groups, self.keep)
+                keep_top_per_column(s, g.sizes(), g.grid, d, alive)
+                for s, g, alive, d in zip(
+                    scores, self.groups, self.keep, self.set_densities(density)
+                )
             ]
         if self.spec.scope == "layer":
             return [
-                keep_top(s, g.sizes(), density, alive)
-                for s, g, alive in zip(scores, self.groups, self.keep)
+                keep_top(s, g.sizes(), d, alive)
+                for s, g, alive, d in zip(
+                    scores, self.groups, self.keep, self.set_densities(density)
+                )
             ]
         if self.spec.min_density > 0:
             scores = [
@@ -300,7 +316,8 @@ class BlockPruner(nn.Module):
         # so a run resumed under other settings hears which setting differs
         if state["identity"] != self.spec.identity():
             theirs, ours = state["identity"], self.spec.identity()
-            diff = {k: (theirs.get(k), ours[k]) for k in ours if theirs.get(k) != ours[k]}
+            keys = list(ours) + [k for k in theirs if k not in ours]
+            diff = {k: (theirs.get(k), ours.get(k)) for k in keys if theirs.get(k) != ours.get(k)}
             raise ConfigError(
                 "this checkpoint was pruned with different settings and cannot resume this run: "
                 + ", ".join(
@@ -339,6 +356,62 @@ def removed_energy(
         "total": share(sum(removed.values()), sum(held.values())),
         "per_layer": {str(k): share(removed[k], held[k]) for k in sorted(removed)},
     }
+
+
+def _set_roles(g) -> tuple[str, ...]:
+    """The roles a group set spans: a matrix's (several for a fused Linear), a head's or a
+    neuron's coupled roles."""
+    if isinstance(g, CoupledGroups):
+        return HEAD_ROLES if g.kind == "heads" else NEURON_ROLES
+    return tuple(g.role.split("+"))
+
+
+def final_densities(spec: PruneSpec, groups) -> list[float]:
+    """Per group set, its density at the end of pruning: `spec.density`, or with `role_rates`
+    the one fixed for its roles, the roles left free sharing the rest. The roles of one set are
+    pruned together, so they must have one rate."""
+    fixed = []
+    for g in groups:
+        rates = {spec.role_rate(role) for role in _set_roles(g)}
+        if len(rates) > 1:
+            raise ConfigError(
+                f"prune.role_rates={dict(spec.role_rates)}: {g.label} prunes the roles "
+                f"{list(_set_roles(g))} together (prune.geometry={spec.geometry}), so give them "
+                "one rate, or none"
+            )
+        rate = rates.pop()
+        fixed.append(None if rate is None else 1.0 / rate)
+    if not spec.role_rates:
+        return [spec.density] * len(groups)
+    free = _free_density(spec, groups, fixed)
+    return [free if d is None else d for d in fixed]
+
+
+def _free_density(spec: PruneSpec, groups, fixed: list[float | None]) -> float:
+    """The final density of the roles `role_rates` leaves free, so that the prunable weights
+    as a whole keep `spec.density`."""
+    sizes = [float(g.sizes().sum()) for g in groups]
+    free_total = sum(n for n, d in zip(sizes, fixed) if d is None)
+    kept_fixed = sum(n * d for n, d in zip(sizes, fixed) if d is not None)
+    named = dict(spec.role_rates)
+    if not free_total:
+        raise ConfigError(
+            f"prune.role_rates={named} names every pruned role; leave at least one out to "
+            f"take up the rest of prune.rate={spec.rate:g}"
+        )
+    free = (spec.density * sum(sizes) - kept_fixed) / free_total
+    if not 0.0 < free <= 1.0:
+        free_roles = sorted(
+            {r for g, d in zip(groups, fixed) if d is None for r in _set_roles(g)},
+            key=list(HEAD_ROLES + NEURON_ROLES).index,
+        )
+        need = f"rate {1 / free:.3g}" if free > 0 else "to keep nothing or less"
+        raise ConfigError(
+            f"prune.role_rates={named} with prune.rate={spec.rate:g}: the other roles "
+            f"{free_roles} would need {need}; choose role rates that leave them a rate >= 1 "
+            "and some weights"
+        )
+    return free
 
 
 def _device(g) -> torch.device:

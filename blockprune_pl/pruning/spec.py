@@ -42,6 +42,9 @@ class PruneSpec:
     # on `refit_rows` calibration rows (the training split's): the cut then costs far less
     refit: bool = False
     refit_rows: int = 256
+    # per role, its own rate (e.g. {"q": 1, "k": 1}: q and k stay dense); the roles not named
+    # share the rest, so that the prunable weights as a whole still keep 1 / `rate`
+    role_rates: tuple[tuple[str, float], ...] = ()
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -58,6 +61,12 @@ class PruneSpec:
         block = tuple(_typed("block", b, int) for b in self.block)
         object.__setattr__(self, "block", block)
         object.__setattr__(self, "roles", tuple(self.roles))
+        object.__setattr__(self, "role_rates", _role_rates(self.role_rates, self.roles))
+        if self.role_rates and self.scope != "layer":
+            raise ConfigError(
+                f"prune.role_rates={dict(self.role_rates)} needs prune.scope='layer' (a global "
+                f"ranking sets no rate per role; got scope={self.scope!r})"
+            )
         _choice("geometry", self.geometry, GEOMETRIES)
         _choice("scope", self.scope, SCOPES)
         _choice("penalty_mode", self.penalty_mode, PENALTY_MODES)
@@ -103,6 +112,10 @@ class PruneSpec:
             **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
         )
 
+    def role_rate(self, role: str) -> float | None:
+        """The rate `role_rates` fixes for `role`, or None when the role shares the rest."""
+        return dict(self.role_rates).get(role)
+
     @property
     def density(self) -> float:
         return 1.0 / self.rate
@@ -120,7 +133,10 @@ class PruneSpec:
         """What a checkpoint must agree on to resume: the groups and the target."""
         d = asdict(self)
         keys = ("geometry", "rate", "block", "col_blocks", "roles", "scope", "balance")
-        return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keys}
+        identity = {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keys}
+        if self.role_rates:  # absent when unset, so checkpoints from before the option resume
+            identity["role_rates"] = dict(self.role_rates)
+        return identity
 
 
 def _typed(key: str, value, kind: type):
@@ -139,6 +155,34 @@ def _typed(key: str, value, kind: type):
         wanted = "an integer" if kind is int else "a number"
         raise ConfigError(f"prune.{key}={value!r} is not allowed: {wanted}")
     return kind(value)
+
+
+def _role_rates(value, roles: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """`{role: rate}` (or its pairs) -> sorted `(role, rate)` pairs, each role one of the pruned
+    `roles` and each rate a finite number >= 1."""
+    if value is None:
+        return ()
+    pairs = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = [(role, rate) for role, rate in pairs]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"prune.role_rates={value!r} is not allowed: a mapping of role to rate, "
+            "e.g. {q: 1, k: 1}"
+        ) from None
+    checked = {}
+    for role, rate in pairs:
+        if role not in roles:
+            raise ConfigError(
+                f"prune.role_rates: {role!r} is not a pruned role; prune.roles: {list(roles)}"
+            )
+        rate = _typed(f"role_rates.{role}", rate, float)
+        if not math.isfinite(rate) or rate < 1.0:
+            raise ConfigError(
+                f"prune.role_rates.{role}={rate!r} is not allowed: it must be finite and >= 1"
+            )
+        checked[role] = rate
+    return tuple(sorted(checked.items(), key=lambda kv: ROLES.index(kv[0])))
 
 
 def _choice(key: str, value, allowed) -> None:

@@ -116,6 +116,16 @@ CASES = [
         ["prune.geometry=rows", "prune.rate=2"],
         "prune.geometry='rows' is not allowed",
     ),
+    (
+        "role rate for a role not pruned",
+        ["prune.rate=2", "prune.roles=[v]", "prune.role_rates={q:1}"],
+        "'q' is not a pruned role",
+    ),
+    (
+        "role rates the other roles cannot make up",
+        ["prune.rate=5", "prune.role_rates={q:1,k:1,v:1,attn_out:1}"],
+        "the other roles ['ffn_in', 'ffn_out'] would need to keep nothing",
+    ),
     ("unknown phase unit", ["prune.phase_unit=minute"], "prune.phase_unit='minute' is not allowed"),
     (
         "unknown schedule",

@@ -47,6 +47,11 @@ def test_method_names_the_recipe_knobs():
     assert method_of(m) == (
         "proximal lam=3/phase doomed col_blocks=32 roles=q,k balanced global +kd+hidden"
     )
+    m.config["prune"]["roles"] = ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"]
+    m.config["prune"]["role_rates"] = {"q": 1.0, "k": 1.5}
+    assert method_of(m) == (
+        "proximal lam=3/phase doomed col_blocks=32 role_rates=q:1,k:1.5 balanced global +kd+hidden"
+    )
     m = metrics(penalty=False)
     m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"

@@ -276,3 +276,85 @@ def test_masks_follow_the_model_to_the_gpu(geometry):
         pruner.apply_masks()
         assert bool((param[~mask] == 0).all())
     assert float(pruner.penalty()) > 0
+
+
+def test_role_rates_keep_the_named_roles_and_the_others_make_up_the_rate():
+    # tiny BERT layer: q, k, v, attn_out 32x32 each, ffn_in and ffn_out 2048 weights each;
+    # rate 2 with q and k dense leaves the other 6144 weights 2048 of the 4096 kept: 1/3
+    model, pruner = prepared("bsp", rate=2.0, role_rates={"q": 1, "k": 1})
+    pruner.prune(0.5)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    assert stats["density_per_role"]["q"] == stats["density_per_role"]["k"] == 1.0
+    for role in ("v", "attn_out", "ffn_in", "ffn_out"):
+        assert stats["density_per_role"][role] == pytest.approx(1 / 3, abs=0.05)
+    assert stats["density"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_role_rates_move_every_role_the_same_fraction_of_the_way_on_a_gradual_schedule():
+    # rate 4 with q and k at rate 2: the other roles end at 1/6. Halfway (overall 0.625), q and k
+    # are at 0.75 and the others at 7/12, which together keep 0.625
+    model, pruner = prepared("bsp", rate=4.0, role_rates={"q": 2, "k": 2})
+    by_role = {g.role: d for g, d in zip(pruner.groups, pruner.set_densities(0.625))}
+    assert by_role["q"] == by_role["k"] == pytest.approx(0.75)
+    assert by_role["ffn_in"] == by_role["v"] == pytest.approx(7 / 12)
+    pruner.prune(0.625)
+    stats = pruning_stats(model, pruner.prunables, 4)["density_per_role"]
+    assert stats["q"] == pytest.approx(0.75, abs=0.04)
+    assert stats["ffn_out"] == pytest.approx(7 / 12, abs=0.04)
+    pruner.prune(0.25)
+    stats = pruning_stats(model, pruner.prunables, 4)["density_per_role"]
+    assert stats["k"] == pytest.approx(0.5, abs=0.04)
+    assert stats["attn_out"] == pytest.approx(1 / 6, abs=0.04)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(role_rates={"mlp": 1}), r"'mlp' is not a pruned role.*'q'"),
+        (
+            dict(roles=("v",), role_rates={"q": 1}),
+            r"'q' is not a pruned role; prune.roles: \['v'\]",
+        ),
+        (dict(role_rates={"q": 0.5}), r"prune.role_rates.q=0.5 .* >= 1"),
+        (dict(role_rates={"q": "dense"}), r"prune.role_rates.q='dense' .* a number"),
+        (dict(role_rates=["q"]), r"prune.role_rates=\['q'\] .* a mapping of role to rate"),
+        (dict(role_rates={"q": 1}, scope="global"), r"needs prune.scope='layer'.*'global'"),
+    ],
+)
+def test_spec_rejects_bad_role_rates_naming_them(kw, match):
+    with pytest.raises(ValueError, match=match):
+        PruneSpec(**kw)
+
+
+@pytest.mark.parametrize(
+    "geometry, kw, match",
+    [
+        (
+            "bsp",
+            dict(rate=5.0, role_rates={"q": 1, "k": 1, "v": 1, "attn_out": 1}),
+            r"the other roles \['ffn_in', 'ffn_out'\] would need to keep nothing or less",
+        ),
+        (
+            "bsp",
+            dict(rate=1.0, role_rates={"q": 2}),
+            r"prune.rate=1: the other roles .* would need rate 0\.",
+        ),
+        (
+            "bsp",
+            dict(role_rates={r: 2 for r in ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")}),
+            "names every pruned role; leave at least one out",
+        ),
+        ("neurons", dict(role_rates={"q": 1}), r"layer.0.heads prunes the roles \['q', 'k'"),
+    ],
+)
+def test_role_rates_the_other_roles_cannot_make_up_are_refused(geometry, kw, match):
+    with pytest.raises(ValueError, match=match):
+        prepared(geometry, **kw)
+
+
+def test_a_checkpoint_pruned_with_other_role_rates_does_not_resume():
+    _, pruner = prepared("bsp", rate=2.0, role_rates={"q": 1})
+    pruner.prune(0.5)
+    _, plain = prepared("bsp", rate=2.0)
+    with pytest.raises(ValueError, match=r"prune.role_rates: checkpoint \{'q': 1.0\} vs run None"):
+        plain.load_state_dict(pruner.state_dict())
