@@ -62,6 +62,8 @@ def method_of(m: RunRecord) -> str:
         method += " roles=" + ",".join(roles)  # some matrices stayed dense
     if prune.get("role_rates"):  # some roles kept more (or less) than the rate says
         method += " role_rates=" + ",".join(f"{r}:{v:g}" for r, v in prune["role_rates"].items())
+    if prune.get("qk", "same") != "same":
+        method += f" qk={prune['qk']}"  # q and k cut in their own structure
     if prune.get("balance"):
         method += " balanced"
     if prune.get("scope", "layer") == "global":

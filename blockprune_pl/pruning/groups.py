@@ -96,7 +96,15 @@ class Member:
 class CoupledGroups:
     """`count` groups, group i spanning slice i of every member (e.g. one head or one neuron)."""
 
-    def __init__(self, label: str, layer: int, kind: str, members: list[Member], count: int):
+    def __init__(
+        self,
+        label: str,
+        layer: int,
+        kind: str,
+        members: list[Member],
+        count: int,
+        sections: int = 1,
+    ):
         self.label, self.layer, self.kind, self.members, self.count = (
             label,
             layer,
@@ -104,6 +112,9 @@ class CoupledGroups:
             members,
             count,
         )
+        # a prune keeps the same share inside each of `sections` equal runs of groups (the
+        # dimensions of each head)
+        self.sections = sections
         self.role = kind
         covered: dict[str, int] = {}
         for m in members:

@@ -44,6 +44,15 @@ def keep_top_per_column(
     return keep.flatten()
 
 
+def keep_top_per_section(
+    scores: Tensor, sizes: Tensor, sections: int, density: float, alive: Tensor
+) -> Tensor:
+    """`keep_top` inside each of `sections` equal, consecutive runs of groups (e.g. the
+    dimensions of each attention head), so every run keeps as many: `(G,)` bool."""
+    runs = zip(*(t.reshape(sections, -1) for t in (scores, sizes, alive)))
+    return torch.cat([keep_top(s, n, density, a) for s, n, a in runs])
+
+
 def cubic_density(step: int, start: int, end: int, final_density: float) -> float:
     """Zhu & Gupta's gradual schedule: density falls from 1 to `final_density` as a cubic over
     [start, end], fast at first while the network can still recover."""

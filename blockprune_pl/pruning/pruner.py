@@ -26,7 +26,12 @@ from blockprune_pl.pruning.layouts import (
     layout_for,
     row_parts,
 )
-from blockprune_pl.pruning.masks import group_scores, keep_top, keep_top_per_column
+from blockprune_pl.pruning.masks import (
+    group_scores,
+    keep_top,
+    keep_top_per_column,
+    keep_top_per_section,
+)
 from blockprune_pl.pruning.refit import refit_rows
 from blockprune_pl.pruning.spec import PruneSpec
 
@@ -63,6 +68,8 @@ class BlockPruner(nn.Module):
             )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
+        if self.spec.qk == "dims":
+            self.groups = _qk_dims_instead(self.groups, self.prunables, config.num_attention_heads)
         self._final_densities = final_densities(self.spec, self.groups)
         for i, g in enumerate(self.groups):
             self.register_buffer(f"alpha_{i}", torch.ones(len(g), device=_device(g)))
@@ -205,7 +212,9 @@ class BlockPruner(nn.Module):
             ]
         if self.spec.scope == "layer":
             return [
-                keep_top(s, g.sizes(), d, alive)
+                keep_top_per_section(s, g.sizes(), g.sections, d, alive)
+                if getattr(g, "sections", 1) > 1
+                else keep_top(s, g.sizes(), d, alive)
                 for s, g, alive, d in zip(
                     scores, self.groups, self.keep, self.set_densities(density)
                 )
@@ -362,7 +371,7 @@ def _set_roles(g) -> tuple[str, ...]:
     """The roles a group set spans: a matrix's (several for a fused Linear), a head's or a
     neuron's coupled roles."""
     if isinstance(g, CoupledGroups):
-        return HEAD_ROLES if g.kind == "heads" else NEURON_ROLES
+        return {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": ("q", "k")}[g.kind]
     return tuple(g.role.split("+"))
 
 
@@ -412,6 +421,46 @@ def _free_density(spec: PruneSpec, groups, fixed: list[float | None]) -> float:
             "and some weights"
         )
     return free
+
+
+def _qk_dims_instead(groups: list, prunables: list[PrunableLinear], num_heads: int) -> list:
+    """`groups` with each layer's q and k matrices replaced by one set of coupled head
+    dimensions: group d is row d of q and row d of k (their biases ride along), ranked and kept
+    inside each head."""
+    by_layer: dict[int, dict[str, PrunableLinear]] = {}
+    for p in prunables:
+        by_layer.setdefault(p.layer, {})[p.role] = p
+    out, done = [], set()
+    for g in groups:
+        layer = by_layer[g.layer]
+        if g.role not in ("q", "k"):
+            if "q" in g.role.split("+"):
+                raise ConfigError(
+                    f"prune.qk='dims': {g.label} holds q and k in one fused Linear "
+                    f"({g.role}); cut it with prune.qk='same'"
+                )
+            out.append(g)
+            continue
+        if g.layer in done:
+            continue
+        done.add(g.layer)
+        members = []
+        for role in ("q", "k"):
+            lin = layer[role].module
+            members.append(Member(f"{layer[role].name}.weight", lin.weight, 0, 1))
+            if lin.bias is not None:
+                members.append(Member(f"{layer[role].name}.bias", lin.bias, 0, 1, prunable=False))
+        count = layer["q"].module.out_features
+        if count % num_heads or layer["k"].module.out_features != count:
+            raise ConfigError(
+                f"prune.qk='dims': layer {g.layer} has q and k of {count} and "
+                f"{layer['k'].module.out_features} rows, not one width split into "
+                f"{num_heads} heads; use prune.qk='same'"
+            )
+        out.append(
+            CoupledGroups(f"layer.{g.layer}.qk_dims", g.layer, "qk_dims", members, count, num_heads)
+        )
+    return out
 
 
 def _device(g) -> torch.device:

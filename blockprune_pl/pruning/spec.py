@@ -13,6 +13,7 @@ SCOPES = ("layer", "global")
 PENALTY_MODES = ("grad", "proximal")
 TARGETS = ("all", "doomed")
 LAM_PER = ("step", "phase")
+QK_CUTS = ("same", "dims")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class PruneSpec:
     # per role, its own rate (e.g. {"q": 1, "k": 1}: q and k stay dense); the roles not named
     # share the rest, so that the prunable weights as a whole still keep 1 / `rate`
     role_rates: tuple[tuple[str, float], ...] = ()
+    # same: q and k are cut like the other matrices | dims: in coupled head dimensions, row d of
+    # q with row d of k (and their biases), every head keeping as many: a cut dimension drops
+    # one term q_d * k_d of the head's attention logits instead of perturbing all of them
+    qk: str = "same"
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -72,6 +77,20 @@ class PruneSpec:
         _choice("penalty_mode", self.penalty_mode, PENALTY_MODES)
         _choice("target", self.target, TARGETS)
         _choice("lam_per", self.lam_per, LAM_PER)
+        _choice("qk", self.qk, QK_CUTS)
+        if self.qk == "dims" and (
+            self.geometry == "neurons" or self.scope != "layer" or self.balance
+        ):
+            raise ConfigError(
+                f"prune.qk='dims' needs prune.geometry in ['bsp', 'tiles', 'hybrid', "
+                f"'irregular'], prune.scope='layer' and prune.balance=false (got "
+                f"geometry={self.geometry!r}, scope={self.scope!r}, balance={self.balance})"
+            )
+        if self.qk == "dims" and not {"q", "k"} <= set(self.roles):
+            raise ConfigError(
+                f"prune.qk='dims' cuts q and k together; prune.roles={list(self.roles)} must "
+                "hold both"
+            )
         if self.lam_per == "phase" and self.penalty_mode != "proximal":
             raise ConfigError(
                 "prune.lam_per='phase' needs prune.penalty_mode='proximal' (under Adam a "
@@ -134,8 +153,11 @@ class PruneSpec:
         d = asdict(self)
         keys = ("geometry", "rate", "block", "col_blocks", "roles", "scope", "balance")
         identity = {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in keys}
-        if self.role_rates:  # absent when unset, so checkpoints from before the option resume
+        # absent when unset, so checkpoints from before these options resume
+        if self.role_rates:
             identity["role_rates"] = dict(self.role_rates)
+        if self.qk != "same":
+            identity["qk"] = self.qk
         return identity
 
 

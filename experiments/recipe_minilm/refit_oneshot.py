@@ -6,7 +6,8 @@ weights, scored on the full validation split.
         --rates 2,5 --geometries bsp,neurons
 
 `--roles each` cuts one matrix role at a time (the others stay dense): which role's cut costs
-the task most. `--refit off` skips the refit rows.
+the task most. `--refit off` skips the refit rows. `--qk dims` cuts q and k in coupled head
+dimensions (`prune.qk`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--roles", default="all", help="all | each | a comma list of roles")
     parser.add_argument("--refit", choices=["both", "off", "on"], default="both")
+    parser.add_argument("--qk", choices=["same", "dims"], default="same", help="prune.qk")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -78,7 +80,8 @@ def main() -> None:
     ):
         started = time.time()
         model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
-        pruner = BlockPruner(PruneSpec(geometry=geometry, rate=rate, roles=roles)).prepare(model)
+        spec = PruneSpec(geometry=geometry, rate=rate, roles=roles, qk=args.qk)
+        pruner = BlockPruner(spec).prepare(model)
         grams = None
         if refit:
             collector = GramCollector(pruner.calibration_modules())
@@ -91,6 +94,7 @@ def main() -> None:
         row = {
             "geometry": geometry,
             "roles": ",".join(roles),
+            "qk": args.qk,
             "rate": rate,
             "refit": refit,
             "energy_cut_pct": round(100 * pruner.pruned_energy["total"], 2),

@@ -55,7 +55,7 @@ def batches(tokenizer, sentences, pairs):
             )
 
 
-def pruned_export(minilm, geometry, folder, fmt):
+def pruned_export(minilm, geometry, folder, fmt, qk="same"):
     """A copy of MiniLM pruned one-shot to rate 5, exported in `fmt` with every bsp layer kept
     gathered (so the graph holds the scatter-adds under test): `(model, tokenizer, folder)`."""
     import copy
@@ -64,7 +64,7 @@ def pruned_export(minilm, geometry, folder, fmt):
 
     model, tokenizer = minilm
     model = copy.deepcopy(model)
-    BlockPruner(PruneSpec(geometry=geometry, rate=5.0)).prepare(model).prune(0.2)
+    BlockPruner(PruneSpec(geometry=geometry, rate=5.0, qk=qk)).prepare(model).prune(0.2)
     prune_cfg = OmegaConf.create({"geometry": geometry, "col_blocks": 8, "block": [1, 1]})
     return model, tokenizer, export_model(model, tokenizer, prune_cfg, folder, fmt, measure=False)
 
@@ -95,6 +95,26 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     assert np.abs(expected).max() > 1.0  # logits large enough that an error would show
+
+
+def test_qk_dims_exports_read_back_by_plain_transformers_and_onnxruntime(
+    minilm, sentences, pairs, tmp_path
+):
+    from transformers import AutoModelForSequenceClassification
+
+    model, tokenizer, folder = pruned_export(minilm, "bsp", tmp_path / "onnx", "onnx", qk="dims")
+    query = model.bert.encoder.layer[0].attention.self.query.weight
+    assert ((query != 0).any(1).reshape(12, 32).sum(1) == 6).all()  # whole q rows, 6 per head
+    _, _, hf = pruned_export(minilm, "bsp", tmp_path / "hf", "hf", qk="dims")
+    plain = AutoModelForSequenceClassification.from_pretrained(hf).eval()
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    for batch in batches(tokenizer, sentences, pairs):
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+            np.testing.assert_allclose(plain(**batch).logits.numpy(), expected, atol=1e-5, rtol=0)
+        feed = {i.name: batch[i.name].numpy() for i in session.get_inputs()}
+        np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-4, rtol=0)
+    assert np.abs(expected).max() > 1.0
 
 
 @pytest.mark.parametrize("geometry", ["neurons", "bsp"])

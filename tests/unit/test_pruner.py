@@ -358,3 +358,50 @@ def test_a_checkpoint_pruned_with_other_role_rates_does_not_resume():
     _, plain = prepared("bsp", rate=2.0)
     with pytest.raises(ValueError, match=r"prune.role_rates: checkpoint \{'q': 1.0\} vs run None"):
         plain.load_state_dict(pruner.state_dict())
+
+
+@pytest.mark.parametrize("geometry", ["bsp", "hybrid", "irregular"])
+def test_qk_dims_cut_the_same_rows_of_q_and_k_and_as_many_in_every_head(geometry):
+    model, pruner = prepared(geometry, rate=2.0, qk="dims")
+    assert [g.kind for g in pruner.groups if g.layer == 0][0] == "qk_dims"
+    pruner.prune(0.5)
+    for layer in model.bert.encoder.layer:
+        attention = layer.attention.self
+        q_alive = (attention.query.weight != 0).any(1)
+        k_alive = (attention.key.weight != 0).any(1)
+        assert torch.equal(q_alive, k_alive)
+        # 4 heads of 8 dimensions: each keeps 4
+        assert q_alive.reshape(4, 8).sum(1).tolist() == [4, 4, 4, 4]
+        assert torch.count_nonzero(attention.query.bias[~q_alive]) == 0
+        assert torch.count_nonzero(attention.key.bias[~k_alive]) == 0
+        # a kept dimension keeps its whole row
+        assert torch.count_nonzero(attention.query.weight[q_alive]) == q_alive.sum() * 32
+        # v is still cut in the geometry's own groups, so some of its rows are partly kept
+        per_row = (attention.value.weight != 0).sum(1)
+        assert ((per_row > 0) & (per_row < 32)).any()
+
+
+def test_qk_dims_penalty_shrinks_only_the_dimensions_the_cut_would_remove():
+    _, pruner = prepared("bsp", rate=2.0, qk="dims", target="doomed", penalty_mode="proximal")
+    qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_dims")
+    before = pruner.groups[qk].norms().detach().clone()
+    doomed = ~pruner.select(0.5)[qk]
+    pruner.refresh_alpha()
+    pruner.proximal_step(0.05)
+    after = pruner.groups[qk].norms().detach()
+    assert (after[doomed] < before[doomed]).all()
+    assert torch.equal(after[~doomed], before[~doomed])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(geometry="neurons", qk="dims"), r"prune.qk='dims' needs .*'neurons'"),
+        (dict(scope="global", qk="dims"), r"prune.qk='dims' needs .*scope='global'"),
+        (dict(roles=("q", "v"), qk="dims"), r"prune.roles=\['q', 'v'\] must hold both"),
+        (dict(qk="heads"), r"prune.qk='heads' is not allowed; choose one of \['same', 'dims'\]"),
+    ],
+)
+def test_spec_rejects_bad_qk_cuts_naming_them(kw, match):
+    with pytest.raises(ValueError, match=match):
+        PruneSpec(**kw)
