@@ -94,7 +94,8 @@ class Member:
 
 
 class CoupledGroups:
-    """`count` groups, group i spanning slice i of every member (e.g. one head or one neuron)."""
+    """`count` groups, group i spanning slice i of every member (e.g. one head, one neuron, or
+    one head dimension of q and k)."""
 
     def __init__(
         self,
