@@ -47,6 +47,8 @@ def expand_blocks(values: Tensor, block: tuple[int, int], shape: tuple[int, int]
 class BlockGroups:
     """One prunable weight cut into blocks; group g is block `divmod(g, C)`."""
 
+    sections = 1  # a prune ranks all of its blocks together
+
     def __init__(self, label: str, layer: int, role: str, name: str, weight: nn.Parameter, block):
         self.label, self.layer, self.role, self.kind = label, layer, role, role
         self.name, self.weight, self.block = name, weight, tuple(block)

@@ -213,8 +213,6 @@ class BlockPruner(nn.Module):
         if self.spec.scope == "layer":
             return [
                 keep_top_per_section(s, g.sizes(), g.sections, d, alive)
-                if getattr(g, "sections", 1) > 1
-                else keep_top(s, g.sizes(), d, alive)
                 for s, g, alive, d in zip(
                     scores, self.groups, self.keep, self.set_densities(density)
                 )
@@ -379,6 +377,8 @@ def final_densities(spec: PruneSpec, groups) -> list[float]:
     """Per group set, its density at the end of pruning: `spec.density`, or with `role_rates`
     the one fixed for its roles, the roles left free sharing the rest. The roles of one set are
     pruned together, so they must have one rate."""
+    if not spec.role_rates:
+        return [spec.density] * len(groups)
     fixed = []
     for g in groups:
         rates = {spec.role_rate(role) for role in _set_roles(g)}
@@ -390,8 +390,6 @@ def final_densities(spec: PruneSpec, groups) -> list[float]:
             )
         rate = rates.pop()
         fixed.append(None if rate is None else 1.0 / rate)
-    if not spec.role_rates:
-        return [spec.density] * len(groups)
     free = _free_density(spec, groups, fixed)
     return [free if d is None else d for d in fixed]
 
