@@ -104,15 +104,26 @@ class BlockPruner(nn.Module):
             yield param, getattr(self, f"mask_{j}")
 
     def max_rate(self) -> float:
-        """The highest rate a prune can reach: every matrix (or coupled set, scope=layer) or
-        the whole model (scope=global) keeps at least one group (at best its smallest)."""
+        """The highest rate a prune can reach: with scope=layer every pool a set ranks on its
+        own keeps at least one group (at best its smallest): the matrix or coupled set, each
+        column block with `balance`, each head with `qk=dims`; with scope=global the whole
+        model keeps at least one group."""
         sizes = [g.sizes() for g in self.groups]
         total = float(sum(int(s.sum()) for s in sizes))
         if self.spec.scope == "global" and not self.spec.min_density:
             least = min(int(s.min()) for s in sizes)
         else:
-            least = sum(int(s.min()) for s in sizes)
+            least = sum(self._fewest_kept(g) for g in self.groups)
         return total / least
+
+    def _fewest_kept(self, g: BlockGroups | CoupledGroups) -> int:
+        """The fewest weights a prune leaves in `g`: the smallest group of each of its pools."""
+        sizes = g.sizes()
+        if self.spec.balance:
+            pools = sizes.reshape(g.grid).T  # keep_top_per_column: one pool per column block
+        else:
+            pools = sizes.reshape(g.sections, -1)  # keep_top_per_section
+        return int(pools.min(dim=1).values.sum())
 
     def _block_groups(self, p: PrunableLinear) -> BlockGroups:
         out_features, in_features = p.module.weight.shape

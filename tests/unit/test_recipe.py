@@ -134,6 +134,19 @@ def test_unbalanced_prune_differs_where_column_blocks_are_unequal():
     assert int(per_column[0]) > int(per_column[1])
 
 
+@pytest.mark.parametrize("option", [dict(balance=True), dict(qk="dims")])
+def test_max_rate_counts_one_group_per_pool_a_prune_ranks_on_its_own(option):
+    # balance keeps a group in every column block, qk=dims a dimension in every head: the
+    # bound must be the rate a prune to nearly nothing really reaches, not one group per matrix
+    from blockprune_pl.pruning import pruning_stats
+
+    model, pruner = prepared("bsp", col_blocks=4, **option)
+    highest = pruner.max_rate()
+    pruner.prune(1e-9)
+    achieved = pruning_stats(model, pruner.prunables, 4)["achieved_rate"]
+    assert achieved == pytest.approx(highest)
+
+
 def test_balance_is_refused_where_it_has_no_meaning():
     with pytest.raises(ValueError, match="prune.balance=true needs"):
         PruneSpec(geometry="neurons", balance=True)
