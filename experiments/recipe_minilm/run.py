@@ -9,6 +9,13 @@ rate-2 table, the ablations. A run whose start is not ready waits. A finished ru
 metrics.json exists) is never run again, so the script resumes. Past `--deadline` seconds the
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
+
+The next study, the block forms that keep q and k whole per head dimension, with three times the
+phases (4x the dense fine-tune's steps on the small tasks):
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 14 --methods hybrid_qkdims,bsp_qkdims,neurons,magnitude --phase-scale 3 \
+        --no-ablations
 """
 
 from __future__ import annotations
@@ -26,6 +33,13 @@ TASKS = ("sst2", "stsb", "mrpc", "cola", "rte")
 # far), and each phase of a pruned run (SST-2 on a seeded 20,000-row subset)
 DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
 PHASE_EPOCHS = {"sst2": 0.5, "stsb": 2, "mrpc": 2, "cola": 2, "rte": 2}
+METHODS = {  # the pruned runs of the main table, each at every rate in --rates
+    "bsp": ["prune=bsp"],
+    "magnitude": ["prune=magnitude"],
+    "neurons": ["prune=neurons"],
+    "bsp_qkdims": ["prune=bsp", "prune.qk=dims"],  # q and k in coupled head dimensions
+    "hybrid_qkdims": ["prune=hybrid", "prune.qk=dims"],
+}
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],
@@ -67,7 +81,9 @@ def jobs(args) -> list[dict]:
         )
 
     def pruned(task, name, overrides):
-        epochs = PHASE_EPOCHS[task]
+        epochs = PHASE_EPOCHS[task] * args.phase_scale
+        if args.phase_scale != 1:
+            name = f"{name}_x{args.phase_scale:g}"
         limit = "task.train_limit=20000" if task == "sst2" else "task.train_limit=null"
         if args.smoke:
             limit = "task.train_limit=64 task.val_limit=64"
@@ -88,13 +104,13 @@ def jobs(args) -> list[dict]:
             ],
         )
 
-    for rate in (5, 2):
-        for method in ("bsp", "magnitude", "neurons"):
+    for rate in args.rates.split(","):
+        for method in args.methods.split(","):
             for task in TASKS:
                 out.append(
-                    pruned(task, f"{method}_r{rate}", [f"prune={method}", f"prune.rate={rate}"])
+                    pruned(task, f"{method}_r{rate}", [*METHODS[method], f"prune.rate={rate}"])
                 )
-    for name, overrides in ABLATIONS.items():
+    for name, overrides in ABLATIONS.items() if args.ablations else ():
         for task in ("sst2", "stsb"):
             out.append(pruned(task, f"{name}_r5", [*overrides, "prune.rate=5"]))
     if args.only:
@@ -124,10 +140,23 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--deadline", type=float, default=float("inf"), help="seconds")
     parser.add_argument("--only", help="comma-separated run-name prefixes, e.g. sst2/,stsb/bsp")
+    parser.add_argument("--methods", default="bsp,magnitude,neurons", help=f"of {list(METHODS)}")
+    parser.add_argument("--rates", default="5,2")
+    parser.add_argument(
+        "--phase-scale",
+        type=float,
+        default=1.0,
+        help="multiplies each phase (name: _x<scale>)",
+    )
+    parser.add_argument("--no-ablations", dest="ablations", action="store_false")
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
     args.out = str(Path(args.out).resolve())
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # status.json goes there even if none ran
     began = time.time()
     pending = jobs(args)
     done = lambda name: (Path(args.out) / name / "metrics.json").is_file()  # noqa: E731
