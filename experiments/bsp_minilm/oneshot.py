@@ -44,7 +44,9 @@ def main() -> None:
             model.load_state_dict(dense)
             spec = PruneSpec(geometry=geometry, rate=rate, block=block)
             BlockPruner(spec).prepare(model).prune(1 / rate)
-            print(f"| {geometry} | {rate:g} | {evaluate(model, loader, cfg.task):.4f} |", flush=True)
+            print(
+                f"| {geometry} | {rate:g} | {evaluate(model, loader, cfg.task):.4f} |", flush=True
+            )
 
 
 if __name__ == "__main__":

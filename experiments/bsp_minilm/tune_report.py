@@ -1,4 +1,7 @@
-"""Print the SST-2 tuning table from outputs/bsp_tune (repo root: python experiments/bsp_minilm/tune_report.py)."""
+"""Print the SST-2 tuning table from outputs/bsp_tune.
+
+From the repo root: python experiments/bsp_minilm/tune_report.py
+"""
 
 import json
 import sys
@@ -14,6 +17,8 @@ for path in sorted(root.glob("*/metrics.json")):
     p = m["config"]["prune"]
     mode = p["penalty_mode"] if p["penalty"] else "none"
     before = m["before_prune"].get("val/acc")
-    print(f"| {path.parent.name} | {mode} | {p['lam'] if p['penalty'] else '-'} | {p['schedule']} | "
-          f"{'n/a' if before is None else f'{100 * before:.1f}'} | "
-          f"{100 * m['final']['val/acc']:.1f} | {m['wall_time_s'] / 60:.1f} min |")
+    print(
+        f"| {path.parent.name} | {mode} | {p['lam'] if p['penalty'] else '-'} | {p['schedule']} | "
+        f"{'n/a' if before is None else f'{100 * before:.1f}'} | "
+        f"{100 * m['final']['val/acc']:.1f} | {m['wall_time_s'] / 60:.1f} min |"
+    )

@@ -1,4 +1,7 @@
-"""Print the dense-baseline table from results/*.json (repo root: python experiments/dense_baselines/report.py)."""
+"""Print the dense-baseline table from results/*.json.
+
+From the repo root: python experiments/dense_baselines/report.py
+"""
 
 import json
 from pathlib import Path
@@ -18,5 +21,7 @@ for task in ("sst2", "cola", "mrpc", "rte", "stsb"):
     metrics = ", ".join(f"{k.removeprefix('val/')} {100 * v:.2f}" for k, v in m["final"].items())
     split = Path(cfg["task"]["data_dir"]) / task / "train.parquet"
     rows = pq.read_metadata(split).num_rows if split.is_file() else "?"
-    print(f"| {task} | {rows} | {cfg['prune']['phases']['finetune']} | "
-          f"{m['steps']['total']} | {metrics} | {m['wall_time_s'] / 60:.1f} min |")
+    print(
+        f"| {task} | {rows} | {cfg['prune']['phases']['finetune']} | "
+        f"{m['steps']['total']} | {metrics} | {m['wall_time_s'] / 60:.1f} min |"
+    )
