@@ -34,8 +34,8 @@ fuzz: install
 		tests/integration/test_kill_resume.py
 
 lint: install
-	$(PY) -m ruff check blockprune_pl tests
-	$(PY) -m ruff format --check blockprune_pl tests
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # The CPU quick grid (MiniLM x 5 tasks x rate {1,2,5} x {bsp, magnitude}), then its table.
 sweep: install
