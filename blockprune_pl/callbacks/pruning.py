@@ -11,7 +11,7 @@ import torch
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning import BlockPruner
 from blockprune_pl.pruning.masks import cubic_density
-from blockprune_pl.pruning.refit import GramCollector
+from blockprune_pl.pruning.refit import input_grams
 
 SCHEDULES = ("one_shot", "cubic")
 
@@ -184,21 +184,14 @@ class PruningCallback(L.Callback):
         self.last_prune = step
         self.check_ranks_agree(trainer)
 
-    @torch.no_grad()
     def _calibrate(self, trainer) -> dict[str, torch.Tensor]:
         """X^T X of every prunable Linear's inputs over the calibration rows (dropout off),
         summed over DDP ranks so that every rank refits the same weights."""
-        module = trainer.lightning_module
-        collector = GramCollector(self.pruner.calibration_modules())
-        was_training = module.training
-        module.eval()
-        with collector.collecting():
-            for batch in trainer.datamodule.calibration_dataloader(self.spec.refit_rows):
-                batch = {k: v.to(module.device) for k, v in batch.items() if k != "labels"}
-                collector.token_mask = batch.get("attention_mask")
-                module.model(**batch)
-        module.train(was_training)
-        grams = collector.grams
+        grams = input_grams(
+            trainer.lightning_module.model,
+            self.pruner.calibration_modules(),
+            trainer.datamodule.calibration_dataloader(self.spec.refit_rows),
+        )
         if trainer.world_size > 1:
             grams = {k: trainer.strategy.reduce(v, reduce_op="sum") for k, v in grams.items()}
         return grams

@@ -55,6 +55,23 @@ class GramCollector:
 
 
 @torch.no_grad()
+def input_grams(model: nn.Module, modules: dict[str, nn.Linear], batches) -> dict[str, Tensor]:
+    """X^T X of each of `modules`' inputs over `batches` (dicts of model inputs; labels are
+    dropped, padding tokens not counted), with dropout off; the model's mode is restored."""
+    collector = GramCollector(modules)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with collector.collecting():
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+            collector.token_mask = batch.get("attention_mask")
+            model(**batch)
+    model.train(was_training)
+    return collector.grams
+
+
+@torch.no_grad()
 def refit_rows(weight: Tensor, mask: Tensor, gram: Tensor, damp: float = 0.01) -> Tensor:
     """The refit weight: `weight (out, in)` before the cut, `mask (out, in)` bool of kept
     weights, `gram (in, in)` = X^T X. `damp` adds that share of the mean diagonal to the

@@ -24,7 +24,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 from blockprune_pl.pruning.layouts import ROLES
-from blockprune_pl.pruning.refit import GramCollector
+from blockprune_pl.pruning.refit import input_grams
 
 TEXT = {"sst2": ("sentence",), "stsb": ("sentence1", "sentence2")}
 
@@ -84,12 +84,8 @@ def main() -> None:
         pruner = BlockPruner(spec).prepare(model)
         grams = None
         if refit:
-            collector = GramCollector(pruner.calibration_modules())
-            with collector.collecting(), torch.no_grad():
-                for b in batches(tokenizer, calibration, TEXT[args.task], 64):
-                    collector.token_mask = b["attention_mask"]
-                    model(**b)
-            grams = collector.grams
+            rows = batches(tokenizer, calibration, TEXT[args.task], 64)
+            grams = input_grams(model, pruner.calibration_modules(), rows)
         pruner.prune(1 / rate, grams)
         row = {
             "geometry": geometry,

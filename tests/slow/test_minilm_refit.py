@@ -7,7 +7,7 @@ import torch
 
 from blockprune_pl.models.encoder import resolve_name_or_path
 from blockprune_pl.pruning import BlockPruner, PruneSpec
-from blockprune_pl.pruning.refit import GramCollector
+from blockprune_pl.pruning.refit import input_grams
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +35,7 @@ def test_refit_keeps_pruned_minilm_embeddings_closer_to_dense(glue, geometry):
     for refit in (False, True):
         model = AutoModel.from_pretrained(path).eval()
         pruner = BlockPruner(PruneSpec(geometry=geometry, rate=2.0)).prepare(model)
-        grams = None
-        if refit:
-            collector = GramCollector(pruner.calibration_modules())
-            with collector.collecting(), torch.no_grad():
-                collector.token_mask = calibration["attention_mask"]
-                model(**calibration)
-            grams = collector.grams
+        grams = input_grams(model, pruner.calibration_modules(), [calibration]) if refit else None
         pruner.prune(0.5, grams)
         for param, mask in pruner._mask_pairs():
             assert torch.all(param[~mask] == 0)
