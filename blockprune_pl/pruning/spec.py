@@ -84,12 +84,13 @@ class PruneSpec:
             raise ConfigError(
                 f"prune.qk='dims' needs prune.geometry in ['bsp', 'tiles', 'hybrid', "
                 f"'irregular'], prune.scope='layer' and prune.balance=false (got "
-                f"geometry={self.geometry!r}, scope={self.scope!r}, balance={self.balance})"
+                f"geometry={self.geometry!r}, scope={self.scope!r}, balance={self.balance}); "
+                "or set prune.qk=same"
             )
         if self.qk == "dims" and not {"q", "k"} <= set(self.roles):
             raise ConfigError(
                 f"prune.qk='dims' cuts q and k together; prune.roles={list(self.roles)} must "
-                "hold both"
+                "hold both, or set prune.qk=same"
             )
         if self.lam_per == "phase" and self.penalty_mode != "proximal":
             raise ConfigError(

@@ -10,11 +10,12 @@ metrics.json exists) is never run again, so the script resumes. Past `--deadline
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
-The next study, the block forms that keep q and k whole per head dimension, with three times the
-phases (4x the dense fine-tune's steps on the small tasks):
+The next study: bsp and the hybrid (both with q and k in coupled head dimensions, their default),
+against q and k in row segments, neurons and magnitude, with three times the phases (4x the
+dense fine-tune's steps on the small tasks):
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 14 --methods hybrid_qkdims,bsp_qkdims,neurons,magnitude --phase-scale 3 \
+        --jobs 14 --methods bsp,hybrid,bsp_qksame,neurons,magnitude --phase-scale 3 \
         --no-ablations
 """
 
@@ -37,13 +38,13 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "bsp": ["prune=bsp"],
     "magnitude": ["prune=magnitude"],
     "neurons": ["prune=neurons"],
-    "bsp_qkdims": ["prune=bsp", "prune.qk=dims"],  # q and k in coupled head dimensions
-    "hybrid_qkdims": ["prune=hybrid", "prune.qk=dims"],
+    "bsp_qksame": ["prune=bsp", "prune.qk=same"],  # q and k in row segments, as before
+    "hybrid": ["prune=hybrid"],
 }
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],
-    "global": ["prune=bsp", "prune.scope=global", "prune.min_density=0.05"],
+    "global": ["prune=bsp", "prune.scope=global", "prune.min_density=0.05", "prune.qk=same"],
     "magnitude_cubic": ["prune=magnitude", "prune.schedule=cubic", "prune.prune_every=10"],
     "no_hidden_kd": ["prune=bsp", "prune.distill.hidden_weight=0"],
     "lam1": ["prune=bsp", "prune.lam=1"],

@@ -118,7 +118,7 @@ CASES = [
     ),
     (
         "role rate for a role not pruned",
-        ["prune.rate=2", "prune.roles=[v]", "prune.role_rates={q:1}"],
+        ["prune.rate=2", "prune.roles=[v]", "prune.qk=same", "prune.role_rates={q:1}"],
         "'q' is not a pruned role",
     ),
     (

@@ -144,7 +144,7 @@ def test_gradient_accumulation_counts_phases_and_penalty_in_optimizer_steps(tiny
 
 
 def test_global_scope_ranks_all_matrices_together_end_to_end(tiny_cfg):
-    cfg = tiny_cfg("prune.rate=4.0", "prune.scope=global", *PHASES)
+    cfg = tiny_cfg("prune.rate=4.0", "prune.scope=global", "prune.qk=same", *PHASES)
     results = train.run(cfg)
     stats = results["pruning"]
     assert abs(stats["achieved_rate"] - 4.0) < 0.1
