@@ -17,8 +17,9 @@ run() {  # name, overrides...
 }
 mkdir -p "$OUT"
 run sst2_dense prune=dense prune.phases.finetune=1
+# prune.qk=same: these runs were made before q and k in head dimensions became bsp's default
 START=(model.name_or_path=$OUT/sst2_dense/export_hf prune.rate=5 prune.phases.finetune=0
-       prune.phases.penalty=1 prune.phases.retrain=1)
+       prune.phases.penalty=1 prune.phases.retrain=1 prune.qk=same)
 run sst2_bsp_r5 prune=bsp "${START[@]}"
 run sst2_bsp_balanced_r5 prune=bsp prune.balance=true "${START[@]}"
 run sst2_bsp_cb32_r5 prune=bsp prune.col_blocks=32 "${START[@]}"
