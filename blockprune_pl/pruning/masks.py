@@ -47,10 +47,26 @@ def keep_top_per_column(
 def keep_top_per_section(
     scores: Tensor, sizes: Tensor, sections: int, density: float, alive: Tensor
 ) -> Tensor:
-    """`keep_top` inside each of `sections` equal, consecutive runs of groups (e.g. the
-    dimensions of each attention head), so every run keeps as many: `(G,)` bool."""
-    runs = zip(*(t.reshape(sections, -1) for t in (scores, sizes, alive)))
-    return torch.cat([keep_top(s, n, density, a) for s, n, a in runs])
+    """Keep as many groups, give or take one, in each of `sections` equal, consecutive runs of
+    groups (e.g. the dimensions of each attention head), so that the kept sizes add up closest
+    to `density * sum(sizes)`: `(G,)` bool. Groups are taken round by round, every run's best
+    first, then every run's second best, ..., the higher scores first within a round, so the
+    runs that keep one more are those whose next group scores highest. Every run keeps at least
+    one group; groups not `alive` are never brought back."""
+    sizes = sizes.to(scores.device)
+    alive = alive.to(scores.device)
+    ranked = torch.where(alive, scores, torch.full_like(scores, float("-inf")))
+    within = torch.argsort(ranked.reshape(sections, -1), dim=1, descending=True, stable=True)
+    rank = torch.empty_like(within)
+    rank.scatter_(1, within, torch.arange(within.shape[1], device=scores.device).expand_as(within))
+    by_score = torch.argsort(ranked, descending=True, stable=True)
+    order = by_score[torch.argsort(rank.flatten()[by_score], stable=True)]
+    order = order[alive[order]]
+    kept_after = torch.cat([sizes.new_zeros(1), torch.cumsum(sizes[order], 0)])
+    count = int(torch.argmin((kept_after.double() - density * float(sizes.sum())).abs()))
+    keep = torch.zeros_like(alive)
+    keep[order[: max(count, sections)]] = True
+    return keep
 
 
 def cubic_density(step: int, start: int, end: int, final_density: float) -> float:

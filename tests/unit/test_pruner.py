@@ -381,6 +381,27 @@ def test_qk_dims_cut_the_same_rows_of_q_and_k_and_as_many_in_every_head(geometry
         assert ((per_row > 0) & (per_row < 32)).any()
 
 
+def test_qk_dims_reach_the_exact_rate_with_heads_keeping_as_many_give_or_take_one():
+    # 4 heads of 8 dimensions at density 0.2: 6.4 of 32 per layer; every head keeping 1.6
+    # rounded would miss the rate, so 6 are kept, two heads keeping one more than the others
+    model, pruner = prepared("bsp", rate=5.0, qk="dims")
+    qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_dims")
+    scores = pruner.groups[qk].norms().detach().reshape(4, 8)
+    pruner.prune(0.2)
+    per_head = pruner.keep[qk].reshape(4, 8).sum(1)
+    assert int(per_head.sum()) == 6 and sorted(per_head.tolist()) == [1, 1, 2, 2]
+    # the heads that keep a second dimension are those whose second best scores highest
+    second = scores.sort(1, descending=True).values[:, 1]
+    assert set(torch.nonzero(per_head == 2).flatten().tolist()) == set(
+        second.topk(2).indices.tolist()
+    )
+    # a further cut never brings a dimension back, and every head keeps one
+    kept = pruner.keep[qk].clone()
+    pruner.prune(0.01)
+    assert not (pruner.keep[qk] & ~kept).any()
+    assert pruner.keep[qk].reshape(4, 8).sum(1).tolist() == [1, 1, 1, 1]
+
+
 def test_qk_dims_penalty_shrinks_only_the_dimensions_the_cut_would_remove():
     _, pruner = prepared("bsp", rate=2.0, qk="dims", target="doomed", penalty_mode="proximal")
     qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_dims")
