@@ -104,7 +104,9 @@ def test_qk_dims_exports_read_back_by_plain_transformers_and_onnxruntime(
 
     model, tokenizer, folder = pruned_export(minilm, "bsp", tmp_path / "onnx", "onnx", qk="dims")
     query = model.bert.encoder.layer[0].attention.self.query.weight
-    assert ((query != 0).any(1).reshape(12, 32).sum(1) == 6).all()  # whole q rows, 6 per head
+    # whole q rows: 77 of 384 (rate 5), every head keeping 6 or 7 of its 32
+    per_head = (query != 0).any(1).reshape(12, 32).sum(1)
+    assert int(per_head.sum()) == 77 and set(per_head.tolist()) <= {6, 7}
     _, _, hf = pruned_export(minilm, "bsp", tmp_path / "hf", "hf", qk="dims")
     plain = AutoModelForSequenceClassification.from_pretrained(hf).eval()
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
