@@ -1,22 +1,23 @@
 """The recipe study on MiniLM: dense starts, then bsp / magnitude / neurons at rates 2 and 5 on five
-GLUE tasks from those starts (same data and optimizer steps), then the ablations at rate 5.
+GLUE tasks from those starts (same data and optimizer steps), and ablations at rate 5.
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
         --jobs 14 --deadline 3600
 
 Runs go side by side (`--jobs`), the most important first: dense starts, the rate-5 table, the
-rate-2 table, the ablations. A run whose start is not ready waits. A finished run (its
+ablations, the rate-2 table; inside a row the longest runs first. A run whose dense start is not
+ready waits and keeps its place: later runs take only the slots left over. A finished run (its
 metrics.json exists) is never run again, so the script resumes. Past `--deadline` seconds the
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
-The next study: bsp and the hybrid (both with q and k in coupled head dimensions, their default),
-against q and k in row segments, neurons and magnitude, with three times the phases (4x the
-dense fine-tune's steps on the small tasks):
+The next study, given minutes of GPU time: the default bsp (q and k in coupled head
+dimensions) against magnitude, the hybrid, q and k in row segments and neurons, with twice the
+penalty strength as the one ablation; runs past the deadline are listed as not finished:
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 14 --methods bsp,hybrid,bsp_qksame,neurons,magnitude --phase-scale 3 \
-        --no-ablations
+        --jobs 15 --methods bsp,magnitude,hybrid,bsp_qksame,neurons --ablations lam6 \
+        --deadline 530
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import time
 from pathlib import Path
 
 TASKS = ("sst2", "stsb", "mrpc", "cola", "rte")
+# pruned runs of one row start longest first, so the longest runs are not the ones left to the end
+LONGEST_FIRST = ("cola", "sst2", "stsb", "mrpc", "rte")
 # epochs: the dense start (SST-2 on its full train split, as the best dense SST-2 result so
 # far), and each phase of a pruned run (SST-2 on a seeded 20,000-row subset)
 DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
@@ -48,6 +51,7 @@ ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient remov
     "magnitude_cubic": ["prune=magnitude", "prune.schedule=cubic", "prune.prune_every=10"],
     "no_hidden_kd": ["prune=bsp", "prune.distill.hidden_weight=0"],
     "lam1": ["prune=bsp", "prune.lam=1"],
+    "lam6": ["prune=bsp", "prune.lam=6"],  # twice the shrinkage: does less energy reach the cut?
     "paper": ["prune=bsp_paper"],
 }
 
@@ -107,13 +111,16 @@ def jobs(args) -> list[dict]:
 
     for rate in args.rates.split(","):
         for method in args.methods.split(","):
-            for task in TASKS:
+            for task in LONGEST_FIRST:
                 out.append(
                     pruned(task, f"{method}_r{rate}", [*METHODS[method], f"prune.rate={rate}"])
                 )
-    for name, overrides in ABLATIONS.items() if args.ablations else ():
-        for task in ("sst2", "stsb"):
-            out.append(pruned(task, f"{name}_r5", [*overrides, "prune.rate=5"]))
+        if rate == "5":  # the ablations are at rate 5: they follow its table
+            out += [
+                pruned(task, f"{name}_r5", [*ABLATIONS[name], "prune.rate=5"])
+                for name in args.ablations
+                for task in ("sst2", "stsb")
+            ]
     if args.only:
         out = [j for j in out if any(j["name"].startswith(o) for o in args.only.split(","))]
     return out
@@ -149,13 +156,21 @@ def main(argv=None) -> None:
         default=1.0,
         help="multiplies each phase (name: _x<scale>)",
     )
-    parser.add_argument("--no-ablations", dest="ablations", action="store_false")
+    parser.add_argument(
+        "--ablations",
+        default=",".join(ABLATIONS),
+        help=f"comma-separated, of {list(ABLATIONS)}; 'none' for none",
+    )
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.methods.split(",")) - set(METHODS))
     if unknown:
         parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
+    args.ablations = [] if args.ablations == "none" else args.ablations.split(",")
+    unknown = sorted(set(args.ablations) - set(ABLATIONS))
+    if unknown:
+        parser.error(f"--ablations: {unknown} unknown; choose from {list(ABLATIONS)} or 'none'")
     args.out = str(Path(args.out).resolve())
     Path(args.out).mkdir(parents=True, exist_ok=True)  # status.json goes there even if none ran
     began = time.time()
@@ -174,8 +189,9 @@ def main(argv=None) -> None:
                     flush=True,
                 )
                 del running[name]
+        reserved = 0  # slots kept for earlier runs still waiting for their dense start
         for job in list(pending):
-            if len(running) >= args.jobs:
+            if len(running) + reserved >= args.jobs:
                 break
             need = job["needs"]
             if need and status.get(need, "").startswith("failed"):
@@ -184,6 +200,8 @@ def main(argv=None) -> None:
             elif need is None or status.get(need) == "done":
                 running[job["name"]] = (start(job, args), time.time())
                 pending.remove(job)
+            else:
+                reserved += 1
         time.sleep(1)
     for name, (proc, _) in running.items():
         proc.terminate()
