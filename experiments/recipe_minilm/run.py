@@ -176,7 +176,9 @@ def main(argv=None) -> None:
     began = time.time()
     pending = jobs(args)
     done = lambda name: (Path(args.out) / name / "metrics.json").is_file()  # noqa: E731
-    status = {j["name"]: "done" for j in pending if done(j["name"])}
+    # a dense start outside --only counts too, once finished
+    names = {j["name"] for j in pending} | {j["needs"] for j in pending if j["needs"]}
+    status = {name: "done" for name in names if done(name)}
     pending = [j for j in pending if j["name"] not in status]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     while (pending or running) and time.time() - began < args.deadline:
