@@ -91,11 +91,17 @@ def _selected(name: str, only: list[str]) -> bool:
     return not only or any(fnmatch.fnmatch(name, pattern) for pattern in only)
 
 
+def _name(run: Path, root: Path) -> str:
+    """A run's path inside the folder it was found in; a folder given as a run is its own name."""
+    rel = run.relative_to(root)
+    return root.name if rel == Path(".") else str(rel)
+
+
 def _runs(roots: list[Path], only: list[str]) -> list[tuple[Path, str, RunRecord]]:
     runs = []
     for root in roots:
         for p in sorted(root.rglob("metrics.json")):
-            name = str(p.parent.relative_to(root))
+            name = _name(p.parent, root)
             if not _selected(name, only):
                 continue
             runs.append((p.parent, name, RunRecord.read(p)))
@@ -140,11 +146,10 @@ def collect(
         )
     done = {r for r, _, _ in runs}
     incomplete = sorted(
-        str(p.parent.parent.relative_to(root))
+        _name(p.parent.parent, root)
         for root in roots
         for p in root.rglob(".hydra/config.yaml")
-        if p.parent.parent not in done
-        and _selected(str(p.parent.parent.relative_to(root)), only or [])
+        if p.parent.parent not in done and _selected(_name(p.parent.parent, root), only or [])
     )
     rows.sort(key=lambda r: (r["model"], r["task"], r["geometry"], r["method"], r["rate"]))
     return rows, incomplete

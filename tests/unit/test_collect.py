@@ -100,6 +100,25 @@ def test_each_run_is_measured_against_the_dense_run_of_its_own_model_and_task(tm
     assert by_run["minilm_rte_r5"]["dense"] == 0.60 and incomplete == []
 
 
+def test_run_folders_given_one_by_one_are_named_by_their_folder(tmp_path):
+    from blockprune_pl.collect import collect
+
+    for name, rate in (("sst2_dense", 1.0), ("sst2_bsp_r5", 5.0)):
+        m = metrics(rate=rate)
+        m.final = {"val/acc": 0.9 if rate == 1.0 else 0.8}
+        m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
+        (tmp_path / name).mkdir()
+        m.write(tmp_path / name / "metrics.json")
+    (tmp_path / "sst2_stopped" / ".hydra").mkdir(parents=True)
+    (tmp_path / "sst2_stopped" / ".hydra" / "config.yaml").write_text("{}")
+    rows, incomplete = collect(
+        [tmp_path / "sst2_bsp_r5", tmp_path / "sst2_dense", tmp_path / "sst2_stopped"]
+    )
+    assert sorted(r["run"] for r in rows) == ["sst2_bsp_r5", "sst2_dense"]
+    assert incomplete == ["sst2_stopped"]
+    assert {r["run"]: r["dense"] for r in rows}["sst2_bsp_r5"] == 0.9
+
+
 def test_a_record_round_trips_and_a_foreign_file_is_named(tmp_path):
     from blockprune_pl.errors import ConfigError
 
