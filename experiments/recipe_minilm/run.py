@@ -11,13 +11,19 @@ metrics.json exists) is never run again, so the script resumes. Past `--deadline
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
-The next study, given minutes of GPU time: the default bsp (q and k in coupled head
-dimensions) against magnitude, the hybrid, q and k in row segments and neurons, with twice the
-penalty strength as the one ablation; runs past the deadline are listed as not finished:
+The last study (the default bsp against magnitude, the hybrid, q and k in row segments and
+neurons, with twice the penalty strength as the one ablation; runs past the deadline are listed
+as not finished):
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
         --jobs 15 --methods bsp,magnitude,hybrid,bsp_qksame,neurons --ablations lam6 \
-        --deadline 530
+        --deadline 520
+
+The next: the default and the hybrid with three times the phases (4x the dense fine-tune's steps
+on the small tasks), about 15 minutes of one GPU:
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 15 --methods bsp,hybrid,magnitude --phase-scale 3 --ablations none
 """
 
 from __future__ import annotations
@@ -205,13 +211,15 @@ def main(argv=None) -> None:
             else:
                 reserved += 1
         time.sleep(1)
-    for name, (proc, _) in running.items():
+    for proc, _ in running.values():
         proc.terminate()
-        status[name] = "stopped at the deadline"
+    for name, (proc, _) in running.items():
+        proc.wait()
+        # a run that ended between the last poll and the deadline wrote its metrics.json; one
+        # stopped mid-run writes none
+        status[name] = "done" if done(name) else "stopped at the deadline"
     for job in pending:
         status[job["name"]] = "not started (deadline)"
-    for proc, _ in running.values():
-        proc.wait()
     summary = {"wall_s": round(time.time() - began), "jobs": args.jobs, "status": status}
     (Path(args.out) / "status.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
