@@ -185,6 +185,10 @@ def main(argv=None) -> None:
     # a dense start outside --only counts too, once finished
     names = {j["name"] for j in pending} | {j["needs"] for j in pending if j["needs"]}
     status = {name: "done" for name in names if done(name)}
+    planned = {j["name"] for j in pending}
+    for job in pending:  # its dense start neither done nor planned: it would wait forever
+        if job["needs"] and job["needs"] not in status and job["needs"] not in planned:
+            status[job["name"]] = f"skipped ({job['needs']} not run: add it to --only)"
     pending = [j for j in pending if j["name"] not in status]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     while (pending or running) and time.time() - began < args.deadline:
