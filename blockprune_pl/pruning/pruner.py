@@ -68,8 +68,10 @@ class BlockPruner(nn.Module):
             )
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
-        if self.spec.qk == "dims":
-            self.groups = _qk_dims_instead(self.groups, self.prunables, config.num_attention_heads)
+        if self.spec.qk != "same":
+            self.groups = _qk_coupled_instead(
+                self.groups, self.prunables, config.num_attention_heads, self.spec.qk
+            )
         self._final_densities = final_densities(self.spec, self.groups)
         for i, g in enumerate(self.groups):
             self.register_buffer(f"alpha_{i}", torch.ones(len(g), device=_device(g)))
@@ -380,7 +382,8 @@ def _set_roles(g) -> tuple[str, ...]:
     """The roles a group set spans: a matrix's (several for a fused Linear), a head's or a
     neuron's coupled roles."""
     if isinstance(g, CoupledGroups):
-        return {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": ("q", "k")}[g.kind]
+        roles = {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": ("q", "k")}
+        return {**roles, "qk_heads": ("q", "k")}[g.kind]
     return tuple(g.role.split("+"))
 
 
@@ -432,10 +435,13 @@ def _free_density(spec: PruneSpec, groups, fixed: list[float | None]) -> float:
     return free
 
 
-def _qk_dims_instead(groups: list, prunables: list[PrunableLinear], num_heads: int) -> list:
-    """`groups` with each layer's q and k matrices replaced by one set of coupled head
-    dimensions: group d is row d of q and row d of k (their biases ride along), ranked and kept
-    inside each head."""
+def _qk_coupled_instead(
+    groups: list, prunables: list[PrunableLinear], num_heads: int, cut: str
+) -> list:
+    """`groups` with each layer's q and k matrices replaced by one coupled set (their biases ride
+    along). cut='dims': group d is row d of q with row d of k, ranked and kept inside each head
+    (a cut removes one term q_d . k_d of its head's logits). cut='heads': group h is all rows of
+    head h in q and in k (a cut head attends uniformly: its logits lose every term)."""
     by_layer: dict[int, dict[str, PrunableLinear]] = {}
     for p in prunables:
         by_layer.setdefault(p.layer, {})[p.role] = p
@@ -445,7 +451,7 @@ def _qk_dims_instead(groups: list, prunables: list[PrunableLinear], num_heads: i
         if g.role not in ("q", "k"):
             if "q" in g.role.split("+"):
                 raise ConfigError(
-                    f"prune.qk='dims': {g.label} holds q and k in one fused Linear "
+                    f"prune.qk={cut!r}: {g.label} holds q and k in one fused Linear "
                     f"({g.role}); cut it with prune.qk='same'"
                 )
             out.append(g)
@@ -453,22 +459,31 @@ def _qk_dims_instead(groups: list, prunables: list[PrunableLinear], num_heads: i
         if g.layer in done:
             continue
         done.add(g.layer)
-        members = []
-        for role in ("q", "k"):
-            lin = layer[role].module
-            members.append(Member(f"{layer[role].name}.weight", lin.weight, 0, 1))
-            if lin.bias is not None:
-                members.append(Member(f"{layer[role].name}.bias", lin.bias, 0, 1, prunable=False))
         count = layer["q"].module.out_features
         if count % num_heads or layer["k"].module.out_features != count:
             raise ConfigError(
-                f"prune.qk='dims': layer {g.layer} has q and k of {count} and "
+                f"prune.qk={cut!r}: layer {g.layer} has q and k of {count} and "
                 f"{layer['k'].module.out_features} rows, not one width split into "
                 f"{num_heads} heads; use prune.qk='same'"
             )
-        out.append(
-            CoupledGroups(f"layer.{g.layer}.qk_dims", g.layer, "qk_dims", members, count, num_heads)
-        )
+        width = 1 if cut == "dims" else count // num_heads
+        members = []
+        for role in ("q", "k"):
+            lin = layer[role].module
+            members.append(Member(f"{layer[role].name}.weight", lin.weight, 0, width))
+            if lin.bias is not None:
+                members.append(
+                    Member(f"{layer[role].name}.bias", lin.bias, 0, width, prunable=False)
+                )
+        if cut == "dims":
+            coupled = CoupledGroups(
+                f"layer.{g.layer}.qk_dims", g.layer, "qk_dims", members, count, num_heads
+            )
+        else:
+            coupled = CoupledGroups(
+                f"layer.{g.layer}.qk_heads", g.layer, "qk_heads", members, num_heads
+            )
+        out.append(coupled)
     return out
 
 

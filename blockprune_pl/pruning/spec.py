@@ -13,7 +13,7 @@ SCOPES = ("layer", "global")
 PENALTY_MODES = ("grad", "proximal")
 TARGETS = ("all", "doomed")
 LAM_PER = ("step", "phase")
-QK_CUTS = ("same", "dims")
+QK_CUTS = ("same", "dims", "heads")
 
 
 @dataclass(frozen=True)
@@ -78,19 +78,19 @@ class PruneSpec:
         _choice("target", self.target, TARGETS)
         _choice("lam_per", self.lam_per, LAM_PER)
         _choice("qk", self.qk, QK_CUTS)
-        if self.qk == "dims" and (
+        if self.qk != "same" and (
             self.geometry == "neurons" or self.scope != "layer" or self.balance
         ):
             raise ConfigError(
-                f"prune.qk='dims' needs prune.geometry in ['bsp', 'tiles', 'hybrid', "
+                f"prune.qk={self.qk!r} needs prune.geometry in ['bsp', 'tiles', 'hybrid', "
                 f"'irregular'], prune.scope='layer' and prune.balance=false (got "
                 f"geometry={self.geometry!r}, scope={self.scope!r}, balance={self.balance}); "
                 "or set prune.qk=same"
             )
-        if self.qk == "dims" and not {"q", "k"} <= set(self.roles):
+        if self.qk != "same" and not {"q", "k"} <= set(self.roles):
             raise ConfigError(
-                f"prune.qk='dims' cuts q and k together; prune.roles={list(self.roles)} must "
-                "hold both, or set prune.qk=same"
+                f"prune.qk={self.qk!r} cuts q and k together; prune.roles={list(self.roles)} "
+                "must hold both, or set prune.qk=same"
             )
         if self.lam_per == "phase" and self.penalty_mode != "proximal":
             raise ConfigError(

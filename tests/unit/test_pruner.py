@@ -414,13 +414,53 @@ def test_qk_dims_penalty_shrinks_only_the_dimensions_the_cut_would_remove():
     assert torch.equal(after[~doomed], before[~doomed])
 
 
+@pytest.mark.parametrize("geometry", ["bsp", "hybrid"])
+def test_qk_heads_cut_whole_heads_of_q_and_k_together_and_leave_v_to_its_geometry(geometry):
+    model, pruner = prepared(geometry, rate=2.0, qk="heads")
+    qk = next(i for i, g in enumerate(pruner.groups) if g.layer == 0 and g.kind == "qk_heads")
+    scores = pruner.groups[qk].norms().detach()
+    pruner.prune(0.5)
+    for layer in model.bert.encoder.layer:
+        attention = layer.attention.self
+        q_alive = (attention.query.weight != 0).any(1).reshape(4, 8)
+        k_alive = (attention.key.weight != 0).any(1).reshape(4, 8)
+        assert torch.equal(q_alive, k_alive)
+        # 4 heads of 8 dimensions at density 0.5: two heads keep all 8 rows, two keep none
+        assert sorted(q_alive.sum(1).tolist()) == [0, 0, 8, 8]
+        assert torch.count_nonzero(attention.query.bias.reshape(4, 8)[~q_alive]) == 0
+        per_row = (attention.value.weight != 0).sum(1)
+        assert ((per_row > 0) & (per_row < 32)).any()
+    # layer 0 keeps the two heads whose q and k rows together have the largest norm
+    kept = (model.bert.encoder.layer[0].attention.self.query.weight != 0).any(1).reshape(4, 8)
+    assert set(torch.nonzero(kept.any(1)).flatten().tolist()) == set(
+        scores.topk(2).indices.tolist()
+    )
+
+
+def test_qk_heads_penalty_shrinks_only_the_heads_the_cut_would_remove():
+    _, pruner = prepared("bsp", rate=2.0, qk="heads", target="doomed", penalty_mode="proximal")
+    qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_heads")
+    before = pruner.groups[qk].norms().detach().clone()
+    doomed = ~pruner.select(0.5)[qk]
+    pruner.refresh_alpha()
+    pruner.proximal_step(0.05)
+    after = pruner.groups[qk].norms().detach()
+    assert int(doomed.sum()) == 2
+    assert (after[doomed] < before[doomed]).all()
+    assert torch.equal(after[~doomed], before[~doomed])
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [
         (dict(geometry="neurons", qk="dims"), r"prune.qk='dims' needs .*'neurons'"),
         (dict(scope="global", qk="dims"), r"prune.qk='dims' needs .*scope='global'"),
         (dict(roles=("q", "v"), qk="dims"), r"prune.roles=\['q', 'v'\] must hold both"),
-        (dict(qk="heads"), r"prune.qk='heads' is not allowed; choose one of \['same', 'dims'\]"),
+        (dict(geometry="neurons", qk="heads"), r"prune.qk='heads' needs .*'neurons'"),
+        (
+            dict(qk="rows"),
+            r"prune.qk='rows' is not allowed; choose one of \['same', 'dims', 'heads'\]",
+        ),
     ],
 )
 def test_spec_rejects_bad_qk_cuts_naming_them(kw, match):

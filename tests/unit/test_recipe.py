@@ -134,7 +134,7 @@ def test_unbalanced_prune_differs_where_column_blocks_are_unequal():
     assert int(per_column[0]) > int(per_column[1])
 
 
-@pytest.mark.parametrize("option", [dict(balance=True), dict(qk="dims")])
+@pytest.mark.parametrize("option", [dict(balance=True), dict(qk="dims"), dict(qk="heads")])
 def test_max_rate_counts_one_group_per_pool_a_prune_ranks_on_its_own(option):
     # balance keeps a group in every column block, qk=dims a dimension in every head: the
     # bound must be the rate a prune to nearly nothing really reaches, not one group per matrix
