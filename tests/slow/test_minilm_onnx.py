@@ -97,17 +97,20 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     assert np.abs(expected).max() > 1.0  # logits large enough that an error would show
 
 
-def test_qk_dims_exports_read_back_by_plain_transformers_and_onnxruntime(
-    minilm, sentences, pairs, tmp_path
+@pytest.mark.parametrize("qk", ["dims", "heads"])
+def test_qk_coupled_exports_read_back_by_plain_transformers_and_onnxruntime(
+    minilm, sentences, pairs, tmp_path, qk
 ):
     from transformers import AutoModelForSequenceClassification
 
-    model, tokenizer, folder = pruned_export(minilm, "bsp", tmp_path / "onnx", "onnx", qk="dims")
+    model, tokenizer, folder = pruned_export(minilm, "bsp", tmp_path / "onnx", "onnx", qk=qk)
     query = model.bert.encoder.layer[0].attention.self.query.weight
-    # whole q rows: 77 of 384 (rate 5), every head keeping 6 or 7 of its 32
     per_head = (query != 0).any(1).reshape(12, 32).sum(1)
-    assert int(per_head.sum()) == 77 and set(per_head.tolist()) <= {6, 7}
-    _, _, hf = pruned_export(minilm, "bsp", tmp_path / "hf", "hf", qk="dims")
+    if qk == "dims":  # whole q rows: 77 of 384 (rate 5), every head keeping 6 or 7 of its 32
+        assert int(per_head.sum()) == 77 and set(per_head.tolist()) <= {6, 7}
+    else:  # whole heads: 2 or 3 of 12 keep all 32 rows, the others none
+        assert set(per_head.tolist()) == {0, 32} and 2 <= int((per_head == 32).sum()) <= 3
+    _, _, hf = pruned_export(minilm, "bsp", tmp_path / "hf", "hf", qk=qk)
     plain = AutoModelForSequenceClassification.from_pretrained(hf).eval()
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
     for batch in batches(tokenizer, sentences, pairs):
