@@ -159,13 +159,19 @@ class BlockPruner(nn.Module):
     def refresh_alpha(self) -> None:
         """alpha_g = 1 / (||W_g|| + eps) (or 1 without reweighting). `relative`: in units of the
         matrix's median group norm m, alpha_g = m^2 / (||W_g|| + eps * m), so that a threshold
-        t shrinks a typical group by about t times its norm. `target=doomed`: alpha is 0 on the
-        groups the prune to the final density would now keep."""
+        t shrinks a typical group by about t times its norm. m is the median of the groups not
+        yet at zero: once the penalty has emptied half of a matrix's groups, the median of all
+        of them is 0 and would stop the penalty on the rest of the doomed ones (rate > 2).
+        `target=doomed`: alpha is 0 on the groups the prune to the final density would now
+        keep."""
         targeted = self.spec.target == "doomed"
         doomed = [~k for k in self.select(self.spec.density)] if targeted else []
         for i, g in enumerate(self.groups):
             norms = g.norms().detach()
-            ref = norms.median().clamp_min(1e-12) if self.spec.relative else norms.new_tensor(1.0)
+            ref = norms.new_tensor(1.0)
+            if self.spec.relative:
+                alive = norms[norms > 0]
+                ref = (alive.median() if alive.numel() else ref).clamp_min(1e-12)
             if self.spec.reweighted:
                 alpha = ref * reweighted_alpha(norms / ref, self.spec.eps)
             else:

@@ -53,6 +53,19 @@ def test_untargeted_penalty_shrinks_every_group():
         assert torch.all(a < b)
 
 
+def test_relative_penalty_empties_the_doomed_groups_at_rate_5_not_only_half_of_them():
+    # at rate 5 four groups in five are doomed; once the penalty has zeroed half of a matrix's
+    # groups their median norm is 0, and a reference taken over all of them stops the penalty
+    model, pruner = prepared("bsp", col_blocks=4, target="doomed", relative=True, eps=0.1, rate=5.0)
+    for step in range(60):  # a phase whose thresholds add up to lam = 3, refreshed every 5
+        if step % 5 == 0:
+            pruner.refresh_alpha()
+        pruner.proximal_step(0.05)
+    for norms, kept in zip(pruner.norms(), pruner.select(0.2)):
+        assert int((norms == 0).sum()) == int((~kept).sum())  # every doomed group, no other
+    assert pruner.doomed_energy() == 0.0
+
+
 @pytest.mark.parametrize("scale", [0.01, 1.0, 30.0])
 def test_relative_threshold_shrinks_the_median_group_by_the_same_share_at_any_scale(scale):
     model, pruner = prepared("bsp", col_blocks=4, relative=True, eps=0.1, reweighted=True)
