@@ -388,8 +388,8 @@ def _set_roles(g) -> tuple[str, ...]:
     """The roles a group set spans: a matrix's (several for a fused Linear), a head's or a
     neuron's coupled roles."""
     if isinstance(g, CoupledGroups):
-        roles = {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": ("q", "k")}
-        return {**roles, "qk_heads": ("q", "k")}[g.kind]
+        qk = ("q", "k")
+        return {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": qk, "qk_heads": qk}[g.kind]
     return tuple(g.role.split("+"))
 
 
