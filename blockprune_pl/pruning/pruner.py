@@ -481,15 +481,12 @@ def _qk_coupled_instead(
                 members.append(
                     Member(f"{layer[role].name}.bias", lin.bias, 0, width, prunable=False)
                 )
-        if cut == "dims":
-            coupled = CoupledGroups(
-                f"layer.{g.layer}.qk_dims", g.layer, "qk_dims", members, count, num_heads
-            )
-        else:
-            coupled = CoupledGroups(
-                f"layer.{g.layer}.qk_heads", g.layer, "qk_heads", members, num_heads
-            )
-        out.append(coupled)
+        # dims: `count` groups ranked inside each head; heads: one group per head, one ranking
+        groups_count, sections = (count, num_heads) if cut == "dims" else (num_heads, 1)
+        kind = f"qk_{cut}"
+        out.append(
+            CoupledGroups(f"layer.{g.layer}.{kind}", g.layer, kind, members, groups_count, sections)
+        )
     return out
 
 

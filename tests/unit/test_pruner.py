@@ -402,18 +402,6 @@ def test_qk_dims_reach_the_exact_rate_with_heads_keeping_as_many_give_or_take_on
     assert pruner.keep[qk].reshape(4, 8).sum(1).tolist() == [1, 1, 1, 1]
 
 
-def test_qk_dims_penalty_shrinks_only_the_dimensions_the_cut_would_remove():
-    _, pruner = prepared("bsp", rate=2.0, qk="dims", target="doomed", penalty_mode="proximal")
-    qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_dims")
-    before = pruner.groups[qk].norms().detach().clone()
-    doomed = ~pruner.select(0.5)[qk]
-    pruner.refresh_alpha()
-    pruner.proximal_step(0.05)
-    after = pruner.groups[qk].norms().detach()
-    assert (after[doomed] < before[doomed]).all()
-    assert torch.equal(after[~doomed], before[~doomed])
-
-
 @pytest.mark.parametrize("geometry", ["bsp", "hybrid"])
 def test_qk_heads_cut_whole_heads_of_q_and_k_together_and_leave_v_to_its_geometry(geometry):
     model, pruner = prepared(geometry, rate=2.0, qk="heads")
@@ -437,15 +425,17 @@ def test_qk_heads_cut_whole_heads_of_q_and_k_together_and_leave_v_to_its_geometr
     )
 
 
-def test_qk_heads_penalty_shrinks_only_the_heads_the_cut_would_remove():
-    _, pruner = prepared("bsp", rate=2.0, qk="heads", target="doomed", penalty_mode="proximal")
-    qk = next(i for i, g in enumerate(pruner.groups) if g.kind == "qk_heads")
-    before = pruner.groups[qk].norms().detach().clone()
-    doomed = ~pruner.select(0.5)[qk]
+@pytest.mark.parametrize("qk, doomed_count", [("dims", 16), ("heads", 2)])
+def test_qk_coupled_penalty_shrinks_only_the_groups_the_cut_would_remove(qk, doomed_count):
+    # 4 heads of 8 dimensions at density 0.5: 16 dimensions or 2 heads per layer are doomed
+    _, pruner = prepared("bsp", rate=2.0, qk=qk, target="doomed", penalty_mode="proximal")
+    i = next(i for i, g in enumerate(pruner.groups) if g.kind == f"qk_{qk}")
+    before = pruner.groups[i].norms().detach().clone()
+    doomed = ~pruner.select(0.5)[i]
     pruner.refresh_alpha()
     pruner.proximal_step(0.05)
-    after = pruner.groups[qk].norms().detach()
-    assert int(doomed.sum()) == 2
+    after = pruner.groups[i].norms().detach()
+    assert int(doomed.sum()) == doomed_count
     assert (after[doomed] < before[doomed]).all()
     assert torch.equal(after[~doomed], before[~doomed])
 
