@@ -41,6 +41,9 @@ def check_numbers(cfg) -> None:
         raise ConfigError(
             f"prune.distill.alpha={cfg.prune.distill.alpha!r} is not allowed: in [0, 1]"
         )
+    augment = cfg.prune.distill.get("augment", 0.0)
+    if not isinstance(augment, (int, float)) or isinstance(augment, bool) or not 0 <= augment < 1:
+        raise ConfigError(f"prune.distill.augment={augment!r} is not allowed: a number in [0, 1)")
     if cfg.prune.distill.temperature <= 0:
         raise ConfigError(
             f"prune.distill.temperature={cfg.prune.distill.temperature!r} is not allowed: > 0"

@@ -77,6 +77,8 @@ def method_of(m: RunRecord) -> str:
     distill = m.distill or {}
     if distill.get("enabled"):
         method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")
+        if distill.get("augment"):
+            method += f"+aug{distill['augment']:g}"
     return method
 
 

@@ -20,6 +20,30 @@ def logit_distillation(
     return t * t * F.kl_div(log_p_student, p_teacher, reduction="batchmean")
 
 
+def replace_tokens(
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    share: float,
+    special_ids: Tensor,
+    generator: torch.Generator,
+) -> Tensor:
+    """A copy of `input_ids` in which each real, non-special token is replaced with probability
+    `share` by a token drawn from the same batch's real, non-special tokens, so that the
+    replacements follow the task's own word distribution (TinyBERT's augmentation without a
+    word-vector table). The teacher then labels the changed input: the student learns the
+    teacher's function around each training pair instead of memorising the task's labels."""
+    real = attention_mask.bool() & ~torch.isin(input_ids, special_ids.to(input_ids.device))
+    pool = input_ids[real]
+    draw = torch.rand(input_ids.shape, generator=generator, device=generator.device)
+    pick = real & (draw.to(input_ids.device) < share)
+    out = input_ids.clone()
+    n = int(pick.sum())
+    if n and pool.numel():
+        which = torch.randint(pool.numel(), (n,), generator=generator, device=generator.device)
+        out[pick] = pool[which.to(pool.device)]
+    return out
+
+
 def hidden_distillation(
     student: tuple[Tensor, ...], teacher: tuple[Tensor, ...], mask: Tensor | None = None
 ) -> Tensor:

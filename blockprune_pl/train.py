@@ -202,7 +202,12 @@ def build(cfg, spec: PruneSpec) -> Built:
         (plan.retrain, 1.0),
     ]
     module = GlueModule(
-        model, cfg.task, cfg.optim, [s for s in segments if s[0] > 0], data.val_suffixes
+        model,
+        cfg.task,
+        cfg.optim,
+        [s for s in segments if s[0] > 0],
+        data.val_suffixes,
+        special_ids=tuple(tokenizer.all_special_ids),
     )
     callbacks, checkpoint, pruning = build_callbacks(cfg, pruner, plan, out_dir)
     trainer = instantiate(

@@ -70,11 +70,14 @@ class GlueModule(L.LightningModule):
         optim,
         segments: list[tuple[int, float]],
         val_suffixes: list[str],
+        special_ids: tuple[int, ...] = (),
     ):
         super().__init__()
         self.model = model
         self.task, self.optim, self.segments = task, optim, segments
         self.regression = int(task.num_labels) == 1
+        # the tokenizer's special tokens: prune.distill.augment never replaces them
+        self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
         self.val_suffixes = list(val_suffixes)
         self.val_metrics = nn.ModuleList(
             build_metrics(list(task.metrics), int(task.num_labels)) for _ in self.val_suffixes
@@ -120,6 +123,7 @@ class GlueModule(L.LightningModule):
 
         d = self.distill
         hidden = float(d.hidden_weight) > 0
+        batch = self._augmented(batch, float(d.get("augment", 0.0)))
         out = self.model(**batch, output_hidden_states=hidden)
         started = time.perf_counter()
         with torch.no_grad():
@@ -140,6 +144,22 @@ class GlueModule(L.LightningModule):
             loss = loss + float(d.hidden_weight) * hid
             self.log("distill/hidden_loss", hid, batch_size=size)
         return loss
+
+    def _augmented(self, batch: dict, share: float) -> dict:
+        """The batch with `share` of its tokens replaced (prune.distill.augment); student and
+        teacher both see the changed input. The draw depends only on the run's seed and the
+        optimizer step, so a resumed run replaces the same tokens."""
+        if share <= 0 or "input_ids" not in batch:
+            return batch
+        from blockprune_pl.distill import replace_tokens
+
+        generator = torch.Generator().manual_seed(
+            (torch.initial_seed() + 7919 * (self.global_step + 1)) % 2**63
+        )
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask", torch.ones_like(ids))
+        ids = replace_tokens(ids, mask, share, self.special_ids, generator)
+        return {**batch, "input_ids": ids}
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         out = self.model(**batch)

@@ -106,6 +106,11 @@ CASES = [
     ("rate NaN", ["prune.rate=nan"], "prune.rate=nan is not allowed"),
     ("rate infinite", ["prune.rate=inf"], "prune.rate=inf is not allowed"),
     (
+        "token replacement share of 1",
+        ["prune.distill.augment=1.0"],
+        "prune.distill.augment=1.0 is not allowed: a number in [0, 1)",
+    ),
+    (
         "block side not positive",
         ["prune=tiles", "prune.block=[0,8]"],
         "prune.block=[0, 8] is not allowed",

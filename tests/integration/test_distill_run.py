@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
@@ -17,8 +18,10 @@ RUN = [
 ]
 
 
-def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg):
-    cfg = tiny_cfg(*RUN)
+@pytest.mark.parametrize("augment", ["0.0", "0.3"])
+def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg, augment):
+    # with augment, a resumed run must replace the same tokens to end bit-identical
+    cfg = tiny_cfg(*RUN, f"prune.distill.augment={augment}")
     results = train.run(cfg)
     out = Path(cfg.output_dir)
     assert results["distill"]["enabled"] is True
@@ -31,7 +34,12 @@ def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg):
     cb = next(v for k, v in final["callbacks"].items() if "DistillationCallback" in k)
     assert cb["teacher_path"] == str(out / "teacher")
 
-    resumed = tiny_cfg(*RUN, f"ckpt_path={out / 'checkpoints' / 'step12.ckpt'}", out="resumed")
+    resumed = tiny_cfg(
+        *RUN,
+        f"prune.distill.augment={augment}",
+        f"ckpt_path={out / 'checkpoints' / 'step12.ckpt'}",
+        out="resumed",
+    )
     train.run(resumed)
     again = torch.load(Path(resumed.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert_same_state(final["state_dict"], again["state_dict"])
@@ -56,3 +64,39 @@ def test_teacher_gets_no_gradient(tiny_cfg):
     finally:
         GlueModule._distilled_loss = original
     assert seen["frozen"] and all(g is None for g in seen["grads"])
+
+
+def test_augment_feeds_student_and_teacher_the_same_changed_words(tiny_cfg):
+    from blockprune_pl.models import GlueModule
+
+    seen = []
+    original = GlueModule._distilled_loss
+
+    def spy(self, batch):
+        fed = {}
+        forwards = {"student": self.model.forward, "teacher": self.teacher.forward}
+
+        def recorder(who):
+            def record(**inputs):
+                fed[who] = inputs["input_ids"].clone()
+                return forwards[who](**inputs)
+
+            return record
+
+        self.model.forward, self.teacher.forward = recorder("student"), recorder("teacher")
+        try:
+            return original(self, batch)
+        finally:
+            self.model.forward, self.teacher.forward = forwards["student"], forwards["teacher"]
+            seen.append((batch["input_ids"].clone(), fed["student"], fed["teacher"]))
+
+    GlueModule._distilled_loss = spy
+    try:
+        train.run(tiny_cfg(*RUN[:-1], "prune.distill.augment=0.5"))
+    finally:
+        GlueModule._distilled_loss = original
+    assert seen
+    for clean, student, teacher in seen:
+        assert torch.equal(student, teacher)
+        assert (clean[:, 0] == student[:, 0]).all()  # [CLS] kept
+    assert any((clean != student).any() for clean, student, _ in seen)

@@ -65,6 +65,7 @@ VALUES = {
     "prune.distill.enabled": st.booleans(),
     "prune.distill.alpha": st.floats(-0.5, 1.5, allow_nan=False),
     "prune.distill.temperature": st.floats(-1, 4, allow_nan=False),
+    "prune.distill.augment": st.floats(-0.5, 1.5, allow_nan=False),
     "task.train_limit": st.sampled_from(["null", -3, 0, 1, 7, 40]),
     "optim.batch_size": st.sampled_from([1, 8, 16, 0, -2]),
     "export.formats": st.lists(
