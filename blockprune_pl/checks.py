@@ -44,6 +44,11 @@ def check_numbers(cfg) -> None:
     augment = cfg.prune.distill.get("augment", 0.0)
     if not isinstance(augment, (int, float)) or isinstance(augment, bool) or not 0 <= augment < 1:
         raise ConfigError(f"prune.distill.augment={augment!r} is not allowed: a number in [0, 1)")
+    if augment and not cfg.prune.distill.enabled:
+        raise ConfigError(
+            f"prune.distill.augment={augment!r} needs the teacher that labels the changed pairs: "
+            "set prune.distill.enabled=true, or prune.distill.augment=0"
+        )
     if cfg.prune.distill.temperature <= 0:
         raise ConfigError(
             f"prune.distill.temperature={cfg.prune.distill.temperature!r} is not allowed: > 0"

@@ -111,6 +111,11 @@ CASES = [
         "prune.distill.augment=1.0 is not allowed: a number in [0, 1)",
     ),
     (
+        "token replacement without a teacher",
+        ["prune.distill.augment=0.3", "prune.distill.enabled=false"],
+        "set prune.distill.enabled=true, or prune.distill.augment=0",
+    ),
+    (
         "block side not positive",
         ["prune=tiles", "prune.block=[0,8]"],
         "prune.block=[0, 8] is not allowed",
