@@ -28,6 +28,7 @@ def check_numbers(cfg) -> None:
         ("prune.distill.alpha", cfg.prune.distill.alpha, float, 0.0),
         ("prune.distill.temperature", cfg.prune.distill.temperature, float, 0.0),
         ("prune.distill.hidden_weight", cfg.prune.distill.hidden_weight, float, 0.0),
+        ("prune.distill.augment", cfg.prune.distill.get("augment", 0.0), float, 0.0),
         *((f"prune.phases.{k}", cfg.prune.phases[k], float, 0.0) for k in PHASE_KEYS),
     ]
     for key, value, kind, low in checks:
@@ -42,7 +43,7 @@ def check_numbers(cfg) -> None:
             f"prune.distill.alpha={cfg.prune.distill.alpha!r} is not allowed: in [0, 1]"
         )
     augment = cfg.prune.distill.get("augment", 0.0)
-    if not isinstance(augment, (int, float)) or isinstance(augment, bool) or not 0 <= augment < 1:
+    if augment >= 1:
         raise ConfigError(f"prune.distill.augment={augment!r} is not allowed: a number in [0, 1)")
     if augment and not cfg.prune.distill.enabled:
         raise ConfigError(

@@ -77,7 +77,8 @@ class GlueModule(L.LightningModule):
         self.task, self.optim, self.segments = task, optim, segments
         self.regression = int(task.num_labels) == 1
         # the tokenizer's special tokens: prune.distill.augment never replaces them
-        self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        self.register_buffer("special_ids", ids, persistent=False)  # moves with the module
         self.val_suffixes = list(val_suffixes)
         self.val_metrics = nn.ModuleList(
             build_metrics(list(task.metrics), int(task.num_labels)) for _ in self.val_suffixes
@@ -157,7 +158,8 @@ class GlueModule(L.LightningModule):
             (torch.initial_seed() + 7919 * (self.global_step + 1)) % 2**63
         )
         ids = batch["input_ids"]
-        mask = batch.get("attention_mask", torch.ones_like(ids))
+        mask = batch.get("attention_mask")
+        mask = torch.ones_like(ids) if mask is None else mask
         ids = replace_tokens(ids, mask, share, self.special_ids, generator)
         return {**batch, "input_ids": ids}
 
