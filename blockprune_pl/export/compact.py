@@ -133,13 +133,17 @@ def _resize(model: nn.Module, roles: dict, head_rows: torch.Tensor, neurons: tor
     _replace(model, roles["ffn_out"][0], _sliced(roles["ffn_out"][1], cols=neurons))
 
 
-def compact(model: nn.Module) -> dict[str, dict[str, int]]:
-    """Shrink `model` in place; returns `layer_widths` {layer: {"heads": n, "ffn": m}}."""
+def compact(model: nn.Module, neurons: bool = True) -> dict[str, dict[str, int]]:
+    """Shrink `model` in place; returns `layer_widths` {layer: {"heads": n, "ffn": m}}.
+    `neurons=False` removes heads only: the FFN keeps its width, so the column blocks of a
+    row-segment FFN stay where its groups were (heads_bsp's gathered form)."""
     head_size = model.config.hidden_size // model.config.num_attention_heads
     widths = {}
     # one scan: each layer's Linears are replaced only while that layer is processed
     layers = _by_layer(model)
     for layer, units in kept_units(model, layers).items():
+        if not neurons:
+            units["neurons"] = list(range(layers[layer]["ffn_out"][1].in_features))
         rows = torch.tensor([h * head_size + j for h in units["heads"] for j in range(head_size)])
         _resize(model, layers[layer], rows, torch.tensor(units["neurons"]))
         widths[str(layer)] = {"heads": len(units["heads"]), "ffn": len(units["neurons"])}

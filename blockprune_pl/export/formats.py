@@ -5,17 +5,18 @@
 - `compact`: empty heads and FFN neurons removed, a smaller dense model; per-layer widths are
   saved in `compact.json` beside the weights, and `blockprune_pl.load_pruned` rebuilds it;
 - `gathered`: for `bsp`/`tiles` runs (and the attention of `hybrid` runs, whose FFN is
-  compacted as in `compact`), each pruned Linear stores only its kept blocks (values +
+  compacted as in `compact`; the FFN of `heads_bsp` runs, whose cut heads are removed as in
+  `compact`), each pruned Linear stores only its kept blocks (values +
   row indices per column block) and runs as dense GEMMs over contiguous column slices; per layer
   and input size the faster of dense and gathered on this machine is used (measured once at
   128/512/4,096 tokens with 1 thread and with torch's thread count, in `gathered.json`);
 - `int8`: the `onnx` export with its MatMul/Gemm weights quantized to int8 per output channel
   (onnxruntime's dynamic quantization; `int8.json` says how); `load_pruned` runs it in
   onnxruntime;
-- `onnx`: the run's fast form (gathered for `bsp`/`tiles`/`hybrid`, else compact) as ONNX
-  (`model.onnx`, beside the folder it was made from); each layer's shape is recorded in the
-  graph, and each gathered layer's form is the one chosen for the traced size (one sequence
-  of 128 tokens).
+- `onnx`: the run's fast form (gathered for `bsp`/`tiles`/`hybrid`/`heads_bsp`, else
+  compact) as ONNX (`model.onnx`, beside the folder it was made from); each layer's shape is
+  recorded in the graph, and each gathered layer's form is the one chosen for the traced size
+  (one sequence of 128 tokens).
 
 The command line is `python -m blockprune_pl.export` (`__main__.py`).
 """
@@ -39,7 +40,7 @@ from blockprune_pl.record import RunRecord
 FORMATS = ("hf", "compact", "gathered", "onnx", "int8")
 COMPACT_FILE = "compact.json"
 GATHERED_FILE = "gathered.json"
-GATHERED_GEOMETRIES = ("bsp", "tiles", "hybrid")
+GATHERED_GEOMETRIES = ("bsp", "tiles", "hybrid", "heads_bsp")
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -108,13 +109,13 @@ def _write_format(model, tokenizer, prune_cfg, partial: Path, fmt: str, measure:
         tokenizer.save_pretrained(partial)
 
 
-def save_compact(model, folder: Path, write_weights: bool = True) -> None:
+def save_compact(model, folder: Path, write_weights: bool = True, neurons: bool = True) -> None:
     from safetensors.torch import save_file
 
     from blockprune_pl.export.compact import compact
 
     folder.mkdir(parents=True, exist_ok=True)
-    widths = compact(model)
+    widths = compact(model, neurons)
     (folder / COMPACT_FILE).write_text(json.dumps({"layer_widths": widths}, indent=2))
     if write_weights:
         model.config.save_pretrained(folder)
@@ -140,9 +141,12 @@ def save_gathered(model, prune_cfg, folder: Path, measure: bool = True) -> None:
     spec = PruneSpec.from_dict(OmegaConf.to_container(prune_cfg, resolve=True))
     if geometry == "hybrid":  # whole FFN neurons: removed; the attention's segments: gathered
         save_compact(model, folder, write_weights=False)
-    prunables = [
-        p for p in find_prunable(model, layout_for(model)) if geometry != "hybrid" or not p.in_ffn
-    ]
+    elif geometry == "heads_bsp":  # whole heads: removed; the FFN's segments: gathered
+        save_compact(model, folder, write_weights=False, neurons=False)
+    # the matrices cut in segments: all of them, or only those a coupled form left whole
+    in_segments = {"hybrid": lambda p: not p.in_ffn, "heads_bsp": lambda p: p.in_ffn}
+    segmented = in_segments.get(geometry, lambda p: True)
+    prunables = [p for p in find_prunable(model, layout_for(model)) if segmented(p)]
     layers = {}
     for p in prunables:
         width = spec.group_shape(p.module.in_features)[1]
@@ -213,7 +217,7 @@ def load_pruned(path: str | Path, int8: bool = True):
         return OnnxClassifier(path / "model.onnx").eval()
     if (path / GATHERED_FILE).is_file():
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path))
-        if (path / COMPACT_FILE).is_file():  # hybrid: the FFN was compacted first
+        if (path / COMPACT_FILE).is_file():  # hybrid, heads_bsp: compacted first
             apply_widths(model, json.loads((path / COMPACT_FILE).read_text())["layer_widths"])
         layers = json.loads((path / GATHERED_FILE).read_text())["layers"]
         _gathered_shells(model, layers)

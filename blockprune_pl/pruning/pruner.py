@@ -56,7 +56,7 @@ class BlockPruner(nn.Module):
         self._row_parts = row_parts(self.prunables)
         if self.spec.geometry == "neurons":
             self.groups = _coupled_groups(
-                self.prunables, config.num_attention_heads, self._row_parts
+                self.prunables, config.num_attention_heads, self._row_parts, self.spec.geometry
             )
         elif self.spec.geometry == "hybrid":
             # attention matrices in row segments, the FFN in whole neurons (Block Pruning's
@@ -64,8 +64,16 @@ class BlockPruner(nn.Module):
             attention = [p for p in self.prunables if not p.in_ffn]
             ffn = [p for p in self.prunables if p.in_ffn]
             self.groups = [self._block_groups(p) for p in attention] + _coupled_groups(
-                ffn, config.num_attention_heads, self._row_parts
+                ffn, config.num_attention_heads, self._row_parts, self.spec.geometry
             )
+        elif self.spec.geometry == "heads_bsp":
+            # the mirror of hybrid: whole heads in the attention (a cut head leaves no stray
+            # q.k terms or v rows behind), row segments in the FFN
+            attention = [p for p in self.prunables if not p.in_ffn]
+            ffn = [p for p in self.prunables if p.in_ffn]
+            self.groups = _coupled_groups(
+                attention, config.num_attention_heads, self._row_parts, self.spec.geometry
+            ) + [self._block_groups(p) for p in ffn]
         else:
             self.groups = [self._block_groups(p) for p in self.prunables]
         if self.spec.qk != "same":
@@ -495,7 +503,7 @@ def _device(g) -> torch.device:
 
 
 def _coupled_groups(
-    prunables: list[PrunableLinear], num_heads: int, parts: dict[str, int]
+    prunables: list[PrunableLinear], num_heads: int, parts: dict[str, int], geometry: str
 ) -> list[CoupledGroups]:
     """Per layer: one CoupledGroups of heads, one of FFN neurons. A fused q/k/v Linear gives
     one row block per role, a gated FFN input its input and gate halves: a head or a neuron
@@ -516,8 +524,8 @@ def _coupled_groups(
                 continue
             if len(present) != len(coupled):
                 raise ConfigError(
-                    f"prune.geometry=neurons couples roles {list(coupled)}; layer {layer} has only "
-                    f"{present}: add the missing roles to prune.roles"
+                    f"prune.geometry={geometry} couples roles {list(coupled)}; layer {layer} "
+                    f"has only {present}: add the missing roles to prune.roles"
                 )
             groups.append(_coupled(layer, kind, coupled, roles, num_heads))
     return groups

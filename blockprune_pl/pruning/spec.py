@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.layouts import ROLES
 
-GEOMETRIES = ("bsp", "tiles", "neurons", "hybrid", "irregular")
+GEOMETRIES = ("bsp", "tiles", "neurons", "hybrid", "heads_bsp", "irregular")
 SCOPES = ("layer", "global")
 PENALTY_MODES = ("grad", "proximal")
 TARGETS = ("all", "doomed")
@@ -21,7 +21,8 @@ class PruneSpec:
     geometry: str = "bsp"
     rate: float = 5.0  # prunable weights / kept weights
     block: tuple[int, int] = (1, 1)  # tiles only: [rows, cols] on W (out, in)
-    col_blocks: int = 8  # bsp and hybrid attention: a group is [1, ceil(in / col_blocks)]
+    # bsp, hybrid's attention and heads_bsp's FFN: a group is [1, ceil(in / col_blocks)]
+    col_blocks: int = 8
     roles: tuple[str, ...] = ROLES
     scope: str = "layer"
     penalty: bool = True
@@ -79,7 +80,7 @@ class PruneSpec:
         _choice("lam_per", self.lam_per, LAM_PER)
         _choice("qk", self.qk, QK_CUTS)
         if self.qk != "same" and (
-            self.geometry == "neurons" or self.scope != "layer" or self.balance
+            self.geometry in ("neurons", "heads_bsp") or self.scope != "layer" or self.balance
         ):
             raise ConfigError(
                 f"prune.qk={self.qk!r} needs prune.geometry in ['bsp', 'tiles', 'hybrid', "
@@ -142,8 +143,8 @@ class PruneSpec:
 
     def group_shape(self, in_features: int) -> tuple[int, int]:
         """`[rows, cols]` of one group in a Linear with `in_features` inputs (block geometries;
-        in `hybrid`, of its attention matrices)."""
-        if self.geometry in ("bsp", "hybrid"):
+        in `hybrid`, of its attention matrices; in `heads_bsp`, of its FFN matrices)."""
+        if self.geometry in ("bsp", "hybrid", "heads_bsp"):
             return (1, math.ceil(in_features / self.col_blocks))
         if self.geometry == "irregular":
             return (1, 1)

@@ -16,7 +16,7 @@ def runs(glue, tmp_path_factory):
     from tests.conftest import TINY_RUN, compose
 
     made = {}
-    for preset in ("bsp", "tiles", "neurons", "hybrid", "irregular"):
+    for preset in ("bsp", "tiles", "neurons", "hybrid", "heads_bsp", "irregular"):
         out = tmp_path_factory.mktemp(preset)
         extra = ["prune.block=[8,8]"] if preset == "tiles" else []
         cfg = compose(
@@ -42,12 +42,12 @@ def logits(model, tokenizer):
         return model(**batch).logits, batch
 
 
-@pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "hybrid", "irregular"])
+@pytest.mark.parametrize("preset", ["bsp", "tiles", "neurons", "hybrid", "heads_bsp", "irregular"])
 @pytest.mark.parametrize("fmt", ["hf", "compact", "gathered"])
 def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path):
     out_dir, results = runs[preset]
-    if fmt == "gathered" and preset not in ("bsp", "tiles", "hybrid"):
-        pytest.skip("gathered is for bsp, tiles and hybrid runs")
+    if fmt == "gathered" and preset not in ("bsp", "tiles", "hybrid", "heads_bsp"):
+        pytest.skip("gathered is for bsp, tiles, hybrid and heads_bsp runs")
     masked, tokenizer, _ = load_run(out_dir)
     folder = export(out_dir, tmp_path / fmt, fmt)
     loaded = load_pruned(folder)
@@ -66,12 +66,25 @@ def test_every_format_gives_the_masked_models_logits(runs, preset, fmt, tmp_path
 
         gathered = [n for n, m in loaded.named_modules() if isinstance(m, GatheredLinear)]
         assert gathered and all("attention" in n for n in gathered)
+    if fmt in ("compact", "gathered") and preset == "heads_bsp":
+        # the attention lost whole heads (smaller tensors); gathered keeps the FFN's full width
+        widths = json.loads((folder / "compact.json").read_text())["layer_widths"]
+        heads = masked.config.num_attention_heads
+        assert all(w["heads"] < heads for w in widths.values())
+        full_ffn = all(w["ffn"] == masked.config.intermediate_size for w in widths.values())
+        assert full_ffn == (fmt == "gathered")
+    if fmt == "gathered" and preset == "heads_bsp":
+        from blockprune_pl.export.gathered import GatheredLinear
+
+        gathered = [n for n, m in loaded.named_modules() if isinstance(m, GatheredLinear)]
+        assert gathered and not any("attention" in n for n in gathered)
     if fmt == "compact" and preset == "neurons":
         dense_params = sum(p.numel() for p in masked.parameters())
         assert sum(p.numel() for p in loaded.parameters()) < dense_params
 
 
-@pytest.mark.parametrize("preset", ["neurons", "bsp", "hybrid"])  # compact, gathered, both
+# compact, gathered, and both ways round
+@pytest.mark.parametrize("preset", ["neurons", "bsp", "hybrid", "heads_bsp"])
 def test_onnx_export_matches_torch(runs, tmp_path, preset):
     ort = pytest.importorskip("onnxruntime")
     out_dir, _ = runs[preset]

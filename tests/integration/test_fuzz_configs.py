@@ -32,6 +32,7 @@ VALUES = {
             "tiles",
             "neurons",
             "hybrid",
+            "heads_bsp",
             "irregular",
             "magnitude",
             "dense",

@@ -1,6 +1,8 @@
 """The shipped `model.onnx` of the real MiniLM, pruned at rate 5, read back by a plain
 onnxruntime session: its logits must be the torch model's at every batch x length."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,7 +73,12 @@ def pruned_export(minilm, geometry, folder, fmt, qk="same"):
 
 @pytest.mark.parametrize(
     ("geometry", "graph_op"),
-    [("bsp", "ScatterElements"), ("neurons", "MatMul"), ("hybrid", "ScatterElements")],
+    [
+        ("bsp", "ScatterElements"),
+        ("neurons", "MatMul"),
+        ("hybrid", "ScatterElements"),
+        ("heads_bsp", "ScatterElements"),
+    ],
 )
 def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     minilm, sentences, pairs, tmp_path, geometry, graph_op
@@ -82,8 +89,12 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     graph = onnx.load(folder / "model.onnx").graph
     scatters = [n for n in graph.node if n.op_type == "ScatterElements"]
     assert any(n.op_type == graph_op for n in graph.node)
-    # hybrid: the FFN lost whole neurons (compacted), the attention keeps gathered segments
+    # hybrid: the FFN lost whole neurons (compacted), the attention keeps gathered segments;
+    # heads_bsp: the attention lost whole heads (2 of 12 kept), the FFN keeps gathered segments
     assert (folder / "compact.json").is_file() == (geometry != "bsp")
+    if geometry == "heads_bsp":
+        widths = json.loads((folder / "compact.json").read_text())["layer_widths"]
+        assert {(w["heads"], w["ffn"]) for w in widths.values()} == {(2, 1536)}
     for node in scatters:  # an overwrite would drop rows that column blocks share
         assert {a.name: a.s for a in node.attribute}.get("reduction") == b"add"
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])

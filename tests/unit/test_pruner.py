@@ -44,7 +44,9 @@ def test_unknown_family_lists_the_known_ones():
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-@pytest.mark.parametrize("geometry", ["bsp", "tiles", "irregular", "neurons", "hybrid"])
+@pytest.mark.parametrize(
+    "geometry", ["bsp", "tiles", "irregular", "neurons", "hybrid", "heads_bsp"]
+)
 @pytest.mark.parametrize("scope", ["layer", "global"])
 @pytest.mark.parametrize("rate", [2.0, 5.0])
 def test_achieved_rate_is_within_one_group_of_the_target(family, geometry, scope, rate):
@@ -115,6 +117,30 @@ def test_hybrid_cuts_attention_into_row_segments_and_the_ffn_into_whole_neurons(
     assert pruner.groups[-1].kind == "neurons"
 
 
+def test_heads_bsp_cuts_whole_heads_and_the_ffn_into_row_segments():
+    model, pruner = prepared("heads_bsp", rate=4.0, col_blocks=4)
+    pruner.prune(0.25)
+    layer = model.bert.encoder.layer[0]
+    q, out = layer.attention.self.query, layer.attention.output.dense
+    heads_alive = (q.weight.reshape(4, 8, 32) != 0).any(-1).any(-1)
+    assert int(heads_alive.sum()) == 1
+    for h in range(4):
+        rows = slice(8 * h, 8 * h + 8)
+        for lin in (q, layer.attention.self.key, layer.attention.self.value):
+            assert bool((lin.weight[rows] != 0).all()) == bool(heads_alive[h])
+        assert bool((out.weight[:, rows] != 0).all()) == bool(heads_alive[h])
+    ffn_in, ffn_out = layer.intermediate.dense, layer.output.dense
+    for lin, width in ((ffn_in, 8), (ffn_out, 16)):
+        rows = lin.weight.shape[0]
+        blocks = lin.weight.reshape(rows, 4, width) != 0
+        # each segment is kept or cut whole, and rows are cut in some blocks only
+        assert torch.equal(blocks.any(-1), blocks.all(-1))
+        assert int(blocks.any(-1).sum()) == rows  # a quarter of rows x 4 blocks
+        assert not torch.equal(blocks.any(-1).all(1), blocks.any(-1).any(1))
+    assert [g.kind for g in pruner.groups[:2]] == ["heads", "heads"]
+    assert [g.kind for g in pruner.groups[-2:]] == ["ffn_in", "ffn_out"]
+
+
 def written_penalty(model, pruner, lam):
     """lam * sum_g alpha_g ||W_g|| by explicit loops over bsp blocks."""
     total = 0.0
@@ -165,7 +191,9 @@ def test_proximal_step_shrinks_groups_and_zeroes_small_ones():
     assert all(torch.count_nonzero(n) == 0 for n in pruner.norms())
 
 
-@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons", "hybrid", "irregular"])
+@pytest.mark.parametrize(
+    "geometry", ["bsp", "tiles", "neurons", "hybrid", "heads_bsp", "irregular"]
+)
 def test_pruned_weights_stay_exactly_zero_through_200_adamw_steps(geometry):
     model, pruner = prepared(geometry)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
@@ -447,6 +475,7 @@ def test_qk_coupled_penalty_shrinks_only_the_groups_the_cut_would_remove(qk, doo
         (dict(scope="global", qk="dims"), r"prune.qk='dims' needs .*scope='global'"),
         (dict(roles=("q", "v"), qk="dims"), r"prune.roles=\['q', 'v'\] must hold both"),
         (dict(geometry="neurons", qk="heads"), r"prune.qk='heads' needs .*'neurons'"),
+        (dict(geometry="heads_bsp", qk="dims"), r"prune.qk='dims' needs .*'heads_bsp'"),
         (
             dict(qk="rows"),
             r"prune.qk='rows' is not allowed; choose one of \['same', 'dims', 'heads'\]",
