@@ -55,7 +55,7 @@ def method_of(m: RunRecord) -> str:
             method += "/phase"
         if prune.get("target", "all") == "doomed":
             method += " doomed"
-    if prune.get("col_blocks", 8) != 8 and m.geometry in ("bsp", "hybrid"):
+    if prune.get("col_blocks", 8) != 8 and m.geometry in ("bsp", "hybrid", "heads_bsp"):
         method += f" col_blocks={prune['col_blocks']}"  # the segment width differs
     roles = prune.get("roles")
     if roles and set(roles) != set(ROLES):

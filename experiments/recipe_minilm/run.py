@@ -19,11 +19,14 @@ as not finished):
         --jobs 15 --methods bsp,magnitude,hybrid,bsp_qksame,neurons --ablations lam6 \
         --deadline 520
 
-The next: the default and the hybrid with three times the phases (4x the dense fine-tune's steps
-on the small tasks), about 15 minutes of one GPU:
+The next: the default, heads_bsp and the hybrid with three times the phases (4x the dense
+fine-tune's steps on the small tasks), about 15 minutes of one GPU; then the same methods with
+token replacement and three times the lr at the study's budget:
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods bsp,hybrid,magnitude --phase-scale 3 --ablations none
+        --jobs 15 --methods bsp,heads_bsp,hybrid,magnitude --phase-scale 3 --ablations none
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_auglr \
+        --jobs 15 --methods bsp_auglr,heads_bsp,heads_magnitude --rates 5 --ablations none
 """
 
 from __future__ import annotations
@@ -49,6 +52,11 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "neurons": ["prune=neurons"],
     "bsp_qksame": ["prune=bsp", "prune.qk=same"],  # q and k in row segments, as before
     "hybrid": ["prune=hybrid"],
+    "heads_bsp": ["prune=heads_bsp"],  # whole heads in the attention, segments in the FFN
+    "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
+    # token replacement for the teacher with three times the lr (later in the command line,
+    # so it wins over the common lr)
+    "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
 }
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],

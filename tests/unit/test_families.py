@@ -67,7 +67,7 @@ def test_roles_are_found_for_every_layer(family):
 
 
 @pytest.mark.parametrize("family", [*FAMILIES, "modernbert"])
-@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons"])
+@pytest.mark.parametrize("geometry", ["bsp", "tiles", "neurons", "heads_bsp"])
 def test_prune_step_and_export_keep_the_masked_logits(family, geometry, tmp_path):
     model = tiny_modernbert() if family == "modernbert" else tiny(family)
     spec = PruneSpec(geometry=geometry, rate=2.0, block=(8, 8), col_blocks=4)
@@ -75,6 +75,7 @@ def test_prune_step_and_export_keep_the_masked_logits(family, geometry, tmp_path
     pruner.prune(spec.density)
     stats = pruning_stats(model, pruner.prunables, 4)
     assert stats["achieved_rate"] == pytest.approx(2.0, rel=0.05)
+    # heads_bsp's gathered form: its heads removed as in compact, its FFN segments gathered
     forms = ["hf", "gathered" if geometry != "neurons" else "compact"]
     step_and_export(model, pruner, geometry, forms, tmp_path)
 
