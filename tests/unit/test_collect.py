@@ -65,6 +65,17 @@ def test_method_names_the_recipe_knobs():
     assert method_of(m) == "magnitude cubic"
 
 
+@pytest.mark.parametrize(
+    ("geometry", "named"),
+    [("bsp", True), ("hybrid", True), ("heads_bsp", True), ("neurons", False)],
+)
+def test_segment_width_is_named_where_the_geometry_has_segments(geometry, named):
+    m = metrics()
+    m.geometry = geometry
+    m.config["prune"]["col_blocks"] = 16
+    assert ("col_blocks=16" in method_of(m)) == named
+
+
 def test_method_names_the_refit_frozen_embeddings_and_a_missing_penalty_phase():
     m = metrics(kd=True)
     m.config["prune"].update(refit=True, freeze_embeddings=True)
