@@ -2,7 +2,7 @@
 is taught to give the dense encoder's hidden states on plain sentences, so that what MiniLM
 learned in pre-training (its STS-B skill comes from there: the cosine of its mean-pooled states
 scores 86.96 Pearson with no training on STS-B) has a chance to survive the cut. The result is
-an HF folder that a normal run fine-tunes with its masks held:
+an HF folder (the encoder, no task head) that a normal run fine-tunes with its masks held:
 
     python upstream.py --glue ../shared/data/glue --out UPSTREAM --rate 5 --steps 600
     python -m blockprune_pl task=stsb model.name_or_path=UPSTREAM prune=bsp prune.rate=5 \\
@@ -158,7 +158,7 @@ def main() -> None:
     total = sum(p.module.weight.numel() for p in pruner.prunables)
     report["achieved_rate"] = total / kept
     print(f"pruned STS-B cosine {report['cosine_pruned']:.2f}; rate {total / kept:.3f}")
-    student.save_pretrained(out)
+    encoder.save_pretrained(out)  # the encoder alone: each task's run adds its own head
     tok.save_pretrained(out)
     (out / "upstream.json").write_text(json.dumps(report, indent=2))
 
