@@ -22,6 +22,7 @@ import argparse
 import copy
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from blockprune_pl.distill import hidden_distillation
 from blockprune_pl.models.encoder import resolve_name_or_path
 from blockprune_pl.pruning import BlockPruner, PruneSpec
 from blockprune_pl.pruning.masks import cubic_density
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stsb_probe"))
+from probe import mean_pooled  # noqa: E402  (the STS-B probe's sentence embedding)
 
 SOURCES = {
     "sst2": ["sentence"],
@@ -57,23 +61,7 @@ def sentences(glue: Path, seed: int) -> list[str]:
 def stsb_cosine(encoder, tok, glue: Path) -> float:
     """Pearson on STS-B validation of the cosine of mean-pooled last states (no head)."""
     val = pd.read_parquet(glue / "stsb" / "validation.parquet")
-
-    def embed(texts):
-        out = []
-        for i in range(0, len(texts), 128):
-            enc = tok(
-                texts[i : i + 128],
-                truncation=True,
-                max_length=128,
-                padding=True,
-                return_tensors="pt",
-            )
-            h = encoder(**enc).last_hidden_state
-            m = enc["attention_mask"][..., None].float()
-            out.append((h * m).sum(1) / m.sum(1))
-        return torch.cat(out)
-
-    a, b = embed(list(val.sentence1)), embed(list(val.sentence2))
+    a, b = (mean_pooled(encoder, tok, list(val[c])) for c in ("sentence1", "sentence2"))
     score = torch.nn.functional.cosine_similarity(a, b)
     return 100 * float(torch.corrcoef(torch.stack([score, torch.tensor(val.label.values)]))[0, 1])
 
