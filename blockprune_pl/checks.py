@@ -116,3 +116,29 @@ def check_export(export_cfg) -> None:
     runtime = export_cfg.get("runtime", "eager") if export_cfg else "eager"
     if runtime not in RUNTIMES:
         raise ConfigError(f"export.runtime: {runtime!r} is not a runtime; choose from {RUNTIMES}")
+
+
+def check_teacher(cfg) -> None:
+    """A teacher folder named in the config must exist and predict the task's labels; found
+    only when distillation starts, after the fine-tune, it would cost that phase."""
+    distill = cfg.prune.distill
+    if not distill.enabled or not distill.get("teacher") or float(cfg.prune.rate) <= 1.0:
+        return
+    from transformers import AutoConfig
+
+    from blockprune_pl.models.encoder import head_labels
+
+    path = Path(str(distill.teacher))
+    if not (path / "config.json").is_file():
+        raise ConfigError(
+            f"prune.distill.teacher={str(distill.teacher)!r} is not a saved model folder (no "
+            "config.json); set it to one, or to null for the model the fine-tune phase leaves"
+        )
+    labels = head_labels(AutoConfig.from_pretrained(path))
+    if labels != int(cfg.task.num_labels):
+        head = f"a head with {labels} label(s)" if labels is not None else "no classification head"
+        raise ConfigError(
+            f"prune.distill.teacher={str(distill.teacher)!r} has {head}, but task "
+            f"{cfg.task.name!r} needs {int(cfg.task.num_labels)}; distil from a model fine-tuned "
+            "on this task, or set prune.distill.teacher=null"
+        )

@@ -21,6 +21,7 @@ from blockprune_pl.checks import (
     check_export,
     check_numbers,
     check_reachable,
+    check_teacher,
     check_wandb_credentials,
 )
 from blockprune_pl.data import GlueDataModule
@@ -154,6 +155,7 @@ def preflight(cfg, ckpt_path: str | None) -> PruneSpec:
     check_numbers(cfg)
     check_export(cfg.get("export"))
     check_wandb_credentials(cfg.logger)
+    check_teacher(cfg)
     quiet_library_notices()
     return PruneSpec.from_dict(OmegaConf.to_container(cfg.prune, resolve=True))
 

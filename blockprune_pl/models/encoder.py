@@ -91,12 +91,43 @@ def load_line(name_or_path: str, info: dict) -> str:
     return "; ".join(parts)
 
 
+def head_labels(config) -> int | None:
+    """The label count of a saved sequence-classification head; None for a bare encoder (whose
+    config carries a default label count that no weights back)."""
+    heads = [a for a in (config.architectures or []) if a.endswith("ForSequenceClassification")]
+    return int(config.num_labels) if heads else None
+
+
+def check_head(config, name_or_path: str, num_labels: int, reinit: bool) -> bool:
+    """Whether the saved head has another label count than the task's; an error unless the
+    user asked for a fresh head (transformers would stop with a bare size-mismatch error)."""
+    saved = head_labels(config)
+    if saved is None or saved == num_labels:
+        return False
+    if not reinit:
+        raise ModelLoadError(
+            f"model.name_or_path={name_or_path!r} has a classification head with {saved} "
+            f"label(s), but the task needs {num_labels}. Fix: model.reinit_mismatched_head=true "
+            "keeps its encoder and starts a fresh head (e.g. RTE from an MNLI model), or start "
+            "from a model saved for this task, or from its encoder alone"
+        )
+    return True
+
+
 def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
     """`AutoModelForSequenceClassification` for `model_cfg` (`name_or_path`, optional `tiny`)."""
     problem = "regression" if num_labels == 1 else "single_label_classification"
-    tiny = model_cfg.get("tiny") if hasattr(model_cfg, "get") else None
+    get = model_cfg.get if hasattr(model_cfg, "get") else lambda key, default: default
+    tiny = get("tiny", None)
     if not tiny:
         with _transformers_quiet():
+            config = _load(AutoConfig.from_pretrained, model_cfg.name_or_path, "model")
+            mismatched = check_head(
+                config,
+                model_cfg.name_or_path,
+                num_labels,
+                bool(get("reinit_mismatched_head", False)),
+            )
             model, info = _load(
                 AutoModelForSequenceClassification.from_pretrained,
                 model_cfg.name_or_path,
@@ -104,6 +135,7 @@ def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
                 num_labels=num_labels,
                 problem_type=problem,
                 output_loading_info=True,
+                ignore_mismatched_sizes=mismatched,
             )
         print(load_line(model_cfg.name_or_path, info))
         # from_pretrained returns eval mode, and Lightning keeps submodule modes: train with dropout

@@ -33,6 +33,18 @@ def _gpt2_folder(tmp):
     return folder
 
 
+def _one_label_folder(tmp):
+    """A tiny BERT saved with a one-label (STS-B-like) head."""
+    from blockprune_pl.models import build_model, load_tokenizer
+
+    cfg = compose(["model=tiny_bert"])
+    tok = load_tokenizer(cfg.model)
+    folder = tmp / "one_label"
+    build_model(cfg.model, 1, tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 def _checkpoint(tmp):
     _run(tmp, "prune.rate=2", "checkpoint_every_n_steps=2")
     return tmp / "run" / "checkpoints" / "step2.ckpt"
@@ -193,6 +205,21 @@ CASES = [
     ),
     ("W&B online without credentials", ["logger=wandb"], "no W&B credentials"),
     ("output dir that holds results", _existing_results, "already holds results"),
+    (
+        "start from a head with another label count",
+        lambda t: _run(t, f"model.name_or_path={_one_label_folder(t)}", "model.tiny=null"),
+        "model.reinit_mismatched_head=true",
+    ),
+    (
+        "teacher of another task",
+        lambda t: _run(t, "prune.rate=2", f"prune.distill.teacher={_one_label_folder(t)}"),
+        "has a head with 1 label(s), but task 'sst2' needs 2",
+    ),
+    (
+        "teacher folder missing",
+        ["prune.rate=2", "prune.distill.teacher=/nonexistent/teacher"],
+        "is not a saved model folder",
+    ),
 ]
 
 

@@ -58,3 +58,40 @@ def test_missing_local_folder_is_named(tmp_path):
 def test_pretrained_model_is_returned_in_train_mode(glue):
     model = build_model(compose([]).model, 2)
     assert model.training and all(m.training for m in model.modules())
+
+
+def _saved_one_label_model(tmp_path):
+    """A tiny BERT with a one-label (STS-B-like) head, saved as a user would save it."""
+    cfg = compose(["model=tiny_bert"])
+    tok = load_tokenizer(cfg.model)
+    model = build_model(cfg.model, 1, tok, seed=0)
+    folder = tmp_path / "one_label"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, folder
+
+
+def test_a_saved_head_with_another_label_count_is_refused_with_the_fix(tmp_path):
+    _, folder = _saved_one_label_model(tmp_path)
+    cfg = compose([f"model.name_or_path={folder}", "model.tiny=null"])
+    with pytest.raises(ModelLoadError, match=r"head with 1 label\(s\), but the task needs 2"):
+        build_model(cfg.model, 2)
+
+
+def test_reinit_mismatched_head_keeps_the_encoder_and_starts_a_fresh_head(tmp_path):
+    saved, folder = _saved_one_label_model(tmp_path)
+    cfg = compose(
+        [f"model.name_or_path={folder}", "model.tiny=null", "model.reinit_mismatched_head=true"]
+    )
+    model = build_model(cfg.model, 2)
+    assert model.classifier.weight.shape == (2, saved.config.hidden_size)
+    encoder, kept = saved.bert.state_dict(), model.bert.state_dict()
+    assert encoder.keys() == kept.keys()
+    assert all(torch.equal(encoder[k], kept[k]) for k in encoder)
+
+
+def test_a_saved_head_with_the_task_label_count_is_loaded_as_saved(tmp_path):
+    saved, folder = _saved_one_label_model(tmp_path)
+    cfg = compose([f"model.name_or_path={folder}", "model.tiny=null"])
+    model = build_model(cfg.model, 1)
+    assert torch.equal(model.classifier.weight, saved.classifier.weight)
