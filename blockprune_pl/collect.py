@@ -37,6 +37,7 @@ COLUMNS = [
     "total_params",
     "steps",
     "speedup",
+    "commit",
     "run",
 ]
 
@@ -87,6 +88,14 @@ def _speedup(m: RunRecord) -> float | None:
     rows = (m.bench or {}).get("results") or []
     at_b1 = [r for r in rows if r.get("batch") == 1] or rows
     return at_b1[0].get("speedup") if at_b1 else None
+
+
+def _commit(m: RunRecord) -> str:
+    """The short commit the run's code came from ('+' when its tracked files differed)."""
+    commit = (m.code or {}).get("commit")
+    if not commit:
+        return ""
+    return commit[:7] + ("+" if m.code.get("dirty") else "")
 
 
 def _selected(name: str, only: list[str]) -> bool:
@@ -143,6 +152,7 @@ def collect(
                 "total_params": m.params["total"],
                 "steps": m.steps["total"],
                 "speedup": _speedup(m),
+                "commit": _commit(m),
                 "run": name,
             }
         )

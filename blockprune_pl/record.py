@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class RunRecord:
     world_size: int = 1
     exports: dict[str, str] | None = None  # format -> folder, when the run exported
     bench: dict | None = None  # the bench report of the first export
+    code: dict = field(default_factory=dict)  # the code that ran: version, git commit, dirty
 
     def metric(self, which: str = "final") -> float | None:
         """The main metric of `final`, `best`, `dense`, `before_prune` or `after_prune`."""
@@ -62,3 +64,27 @@ class RunRecord:
         if missing:
             raise ConfigError(f"{path} is not a run record of this version: no {missing}")
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def code_version() -> dict:
+    """The package version and, in a git checkout, the commit and whether tracked files
+    differed from it: two runs with the same config and different code are told apart."""
+    from blockprune_pl import __version__
+
+    code = {"version": __version__}
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit:
+        code["commit"] = commit
+        code["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return code

@@ -35,7 +35,7 @@ from blockprune_pl.pruning import (
     pruning_stats,
     register_layout,
 )
-from blockprune_pl.record import RunRecord
+from blockprune_pl.record import RunRecord, code_version
 from blockprune_pl.resolvers import register as register_resolvers
 from blockprune_pl.summary import start_line, summary
 
@@ -315,4 +315,5 @@ def _record(cfg, module, model, plan, checkpoint, started) -> RunRecord:
         checkpoints={"best": checkpoint.best_model_path, "last": checkpoint.last_model_path},
         wall_time_s=round(time.time() - started, 1),
         config=OmegaConf.to_container(cfg, resolve=True),
+        code=code_version(),
     )

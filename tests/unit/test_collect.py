@@ -1,7 +1,7 @@
 import pytest
 
-from blockprune_pl.collect import _speedup, method_of
-from blockprune_pl.record import RunRecord
+from blockprune_pl.collect import _commit, _speedup, method_of
+from blockprune_pl.record import RunRecord, code_version
 
 
 def metrics(rate=5.0, penalty=True, kd=False, bench=None):
@@ -142,3 +142,25 @@ def test_a_record_round_trips_and_a_foreign_file_is_named(tmp_path):
     (tmp_path / "other.json").write_text('{"task": "sst2"}')
     with pytest.raises(ConfigError, match=r"other.json is not a run record .*'model'"):
         RunRecord.read(tmp_path / "other.json")
+
+
+def test_the_record_names_the_commit_of_this_checkout():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    code = code_version()
+    assert code["commit"] == head.stdout.decode().strip()
+    assert isinstance(code["dirty"], bool) and code["version"]
+
+
+def test_the_collector_shows_the_short_commit_and_marks_changed_code():
+    m = metrics()
+    assert _commit(m) == ""  # records written before the code was recorded
+    m.code = {"commit": "0123456789abcdef", "dirty": False}
+    assert _commit(m) == "0123456"
+    m.code["dirty"] = True
+    assert _commit(m) == "0123456+"
