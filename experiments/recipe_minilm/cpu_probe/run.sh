@@ -8,13 +8,7 @@ OUT=${1:?output folder}
 GLUE=${GLUE:-$(realpath ../shared/data/glue)}
 COMMON=(task=sst2 task.data_dir=$GLUE task.train_limit=3000 optim.lr=1e-4 seed=42
         model.name=minilm trainer.enable_progress_bar=false)
-run() {  # name, overrides...
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return
-  rm -rf "$OUT/$name"
-  HF_HUB_OFFLINE=1 .venv/bin/python -m blockprune_pl "${COMMON[@]}" hydra.run.dir="$OUT/$name" \
-    "$@" > "$OUT/$name.log" 2>&1
-}
+source "$(dirname "$0")/../../resumable_run.sh"  # run NAME OVERRIDES...
 mkdir -p "$OUT"
 run sst2_dense prune=dense prune.phases.finetune=1
 # prune.qk=same: these runs were made before q and k in head dimensions became bsp's default

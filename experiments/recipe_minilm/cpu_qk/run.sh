@@ -9,13 +9,7 @@ set -e
 OUT=${1:?output folder}
 GLUE=${GLUE:-$(realpath ../shared/data/glue)}
 COMMON=(task.data_dir=$GLUE optim.lr=1e-4 seed=42 trainer.enable_progress_bar=false)
-run() {  # name, overrides...
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return
-  rm -rf "$OUT/$name"
-  HF_HUB_OFFLINE=1 .venv/bin/python -m blockprune_pl "${COMMON[@]}" hydra.run.dir="$OUT/$name" \
-    "$@" > "$OUT/$name.log" 2>&1
-}
+source "$(dirname "$0")/../../resumable_run.sh"  # run NAME OVERRIDES...
 pruned() {  # task, name, overrides...
   local t=$1 name=$2; shift 2
   local rows=(); [ "$t" = sst2 ] && rows=(task.train_limit=3000)
