@@ -1,0 +1,26 @@
+#!/bin/bash
+# At `make run`'s budget (SST-2, 3,000 rows, rate 5, lr 1e-4, a one-epoch dense fine-tune in
+# every run as its own reference), three seeds each:
+#   default:   `make run`'s command (1 penalty + 2 retrain epochs with the dense teacher);
+#   labels:    the fine-tuned model cut at once (no penalty), retrained on the labels alone
+#              for 3 epochs: the same 376 optimizer steps;
+#   r4:        the same cut, 4 retrain epochs (470 steps; no teacher, so about as fast);
+#   heads_bsp: whole heads in the attention, bsp segments in the FFN, in place of bsp.
+# Usage (repo root): bash experiments/recipe_minilm/make_run_budget/run.sh OUT
+# Each run is skipped when its metrics.json exists, so the script resumes.
+set -e
+OUT=${1:?output folder}
+GLUE=${GLUE:-$(realpath ../shared/data/glue)}
+COMMON=(task.data_dir=$GLUE prune.rate=5.0 task.train_limit=3000 optim.lr=1e-4
+        trainer.enable_progress_bar=false)
+source "$(dirname "$0")/../../resumable_run.sh"  # run NAME OVERRIDES...
+LABELS=(prune.penalty=false prune.phases.penalty=0 prune.distill.enabled=false)
+mkdir -p "$OUT"
+for seed in 42 43 44; do
+  run bsp_r4_s$seed "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
+  run headsbsp_r4_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
+  run default_s$seed prune.phases.retrain=2 seed=$seed
+  run bsp_labels_s$seed "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
+  run headsbsp_labels_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
+done
+.venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
