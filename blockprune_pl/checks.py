@@ -25,6 +25,7 @@ def check_numbers(cfg) -> None:
         ("prune.prune_every", cfg.prune.prune_every, int, 1),
         ("prune.log_every", cfg.prune.log_every, int, 1),
         ("prune.penalty_lr_scale", cfg.prune.penalty_lr_scale, float, 0.0),
+        ("prune.retrain_lr_scale", cfg.prune.get("retrain_lr_scale", 1.0), float, 0.0),
         ("prune.distill.alpha", cfg.prune.distill.alpha, float, 0.0),
         ("prune.distill.temperature", cfg.prune.distill.temperature, float, 0.0),
         ("prune.distill.hidden_weight", cfg.prune.distill.hidden_weight, float, 0.0),

@@ -98,6 +98,8 @@ def test_multirun_sweeps_and_names_dirs_by_overrides(glue, tmp_path):
         assert float(row["drop"]) == pytest.approx(
             saved["dense"]["val/acc"] - saved["final"]["val/acc"]
         )
+        if "commit" in saved["code"]:  # a git checkout: the row names the code's commit
+            assert row["commit"].rstrip("+") == saved["code"]["commit"][:7]
     assert "\n- broken\n" in table and (tmp_path / "metric_vs_rate_sst2.png").is_file()
     tiles = next(r.name for r in runs if "prune=tiles" in r.name)
     out = subprocess.run(

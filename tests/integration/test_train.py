@@ -196,3 +196,21 @@ def test_frozen_embeddings_are_trained_in_the_fine_tune(tiny_cfg):
     start = build_model(cfg.model, 2, load_tokenizer(cfg.model), seed=int(cfg.seed))
     key = "bert.embeddings.word_embeddings.weight"
     assert not torch.equal(state[f"model.{key}"], start.state_dict()[key])
+
+
+def test_each_phase_runs_at_its_own_lr_scale(tiny_cfg):
+    cfg = tiny_cfg(
+        "prune.rate=2", *PHASES, "prune.penalty_lr_scale=2", "prune.retrain_lr_scale=3"
+    )
+    built = train.build(cfg, train.preflight(cfg, None))
+    setup = built.module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(12):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # the same position in each 4-step phase: the peak after the one-step warm-up
+    assert lrs[0] == pytest.approx(cfg.optim.lr)
+    assert lrs[4] == pytest.approx(2 * cfg.optim.lr)
+    assert lrs[8] == pytest.approx(3 * cfg.optim.lr)
