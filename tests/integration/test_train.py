@@ -199,9 +199,7 @@ def test_frozen_embeddings_are_trained_in_the_fine_tune(tiny_cfg):
 
 
 def test_each_phase_runs_at_its_own_lr_scale(tiny_cfg):
-    cfg = tiny_cfg(
-        "prune.rate=2", *PHASES, "prune.penalty_lr_scale=2", "prune.retrain_lr_scale=3"
-    )
+    cfg = tiny_cfg("prune.rate=2", *PHASES, "prune.penalty_lr_scale=2", "prune.retrain_lr_scale=3")
     built = train.build(cfg, train.preflight(cfg, None))
     setup = built.module.configure_optimizers()
     optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
