@@ -5,6 +5,7 @@
 #   labels:    the fine-tuned model cut at once (no penalty), retrained on the labels alone
 #              for 3 epochs: the same 376 optimizer steps;
 #   r4:        the same cut, 4 retrain epochs (470 steps; no teacher, so about as fast);
+#   lr3:       the retrain phase at 3x the lr (prune.retrain_lr_scale=3);
 #   heads_bsp: whole heads in the attention, bsp segments in the FFN, in place of bsp.
 # Usage (repo root): bash experiments/recipe_minilm/make_run_budget/run.sh OUT
 # Each run is skipped when its metrics.json exists, so the script resumes.
@@ -17,9 +18,12 @@ source "$(dirname "$0")/../../resumable_run.sh"  # run NAME OVERRIDES...
 LABELS=(prune.penalty=false prune.phases.penalty=0 prune.distill.enabled=false)
 mkdir -p "$OUT"
 for seed in 42 43 44; do
+  run bsp_r4_lr3_s$seed "${LABELS[@]}" prune.phases.retrain=4 prune.retrain_lr_scale=3 seed=$seed
+  run headsbsp_r4_lr3_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 \
+    prune.retrain_lr_scale=3 seed=$seed
+  run default_s$seed prune.phases.retrain=2 seed=$seed
   run bsp_r4_s$seed "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
   run headsbsp_r4_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
-  run default_s$seed prune.phases.retrain=2 seed=$seed
   run bsp_labels_s$seed "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
   run headsbsp_labels_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
 done
