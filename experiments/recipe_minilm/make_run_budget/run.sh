@@ -21,10 +21,11 @@ for seed in 42 43 44; do
   run bsp_r4_lr3_s$seed "${LABELS[@]}" prune.phases.retrain=4 prune.retrain_lr_scale=3 seed=$seed
   run headsbsp_r4_lr3_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 \
     prune.retrain_lr_scale=3 seed=$seed
-  run default_s$seed prune.phases.retrain=2 seed=$seed
   run bsp_r4_s$seed "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
   run headsbsp_r4_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
-  run bsp_labels_s$seed "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
-  run headsbsp_labels_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=$seed
+  run default_s$seed prune.phases.retrain=2 seed=$seed
 done
+run bsp_labels_s42 "${LABELS[@]}" prune.phases.retrain=3 seed=42
+run headsbsp_labels_s42 prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=42
+run default_lr3_s42 prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
 .venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
