@@ -17,15 +17,20 @@ COMMON=(task.data_dir=$GLUE prune.rate=5.0 task.train_limit=3000 optim.lr=1e-4
 source "$(dirname "$0")/../../resumable_run.sh"  # run NAME OVERRIDES...
 LABELS=(prune.penalty=false prune.phases.penalty=0 prune.distill.enabled=false)
 mkdir -p "$OUT"
+R4=("${LABELS[@]}" prune.phases.retrain=4)
 for seed in 42 43 44; do
-  run bsp_r4_lr3_s$seed "${LABELS[@]}" prune.phases.retrain=4 prune.retrain_lr_scale=3 seed=$seed
-  run headsbsp_r4_lr3_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 \
-    prune.retrain_lr_scale=3 seed=$seed
-  run bsp_r4_s$seed "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
-  run headsbsp_r4_s$seed prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=4 seed=$seed
+  run bsp_r4_lr3_s$seed "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+  run headsbsp_r4_lr3_s$seed prune=heads_bsp "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+done
+run default_s42 prune.phases.retrain=2 seed=42
+run default_lr3_s42 prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
+for seed in 43 44; do
   run default_s$seed prune.phases.retrain=2 seed=$seed
+done
+for seed in 42 43 44; do
+  run bsp_r4_s$seed "${R4[@]}" seed=$seed
+  run headsbsp_r4_s$seed prune=heads_bsp "${R4[@]}" seed=$seed
 done
 run bsp_labels_s42 "${LABELS[@]}" prune.phases.retrain=3 seed=42
 run headsbsp_labels_s42 prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=42
-run default_lr3_s42 prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
 .venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
