@@ -75,6 +75,10 @@ def method_of(m: RunRecord) -> str:
         method += " refit"
     if prune.get("freeze_embeddings"):
         method += " frozen-emb"
+    for phase in ("penalty", "retrain"):  # a phase trained at another lr than optim.lr
+        scale = prune.get(f"{phase}_lr_scale", 1.0)
+        if scale != 1.0 and (m.steps or {}).get(phase, 1):
+            method += f" {phase}-lr x{scale:g}"
     distill = m.distill or {}
     if distill.get("enabled"):
         method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")

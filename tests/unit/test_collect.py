@@ -164,3 +164,11 @@ def test_the_collector_shows_the_short_commit_and_marks_changed_code():
     assert _commit(m) == "0123456"
     m.code["dirty"] = True
     assert _commit(m) == "0123456+"
+
+
+def test_method_names_a_phase_trained_at_another_lr():
+    m = metrics(penalty=False)
+    m.steps = {"penalty": 0, "retrain": 8, "total": 12}
+    m.config["prune"]["retrain_lr_scale"] = 3.0
+    m.config["prune"]["penalty_lr_scale"] = 2.0  # no penalty phase: the scale never acted
+    assert method_of(m) == "one-shot magnitude retrain-lr x3"
