@@ -25,7 +25,7 @@ def check_numbers(cfg) -> None:
         ("prune.prune_every", cfg.prune.prune_every, int, 1),
         ("prune.log_every", cfg.prune.log_every, int, 1),
         ("prune.penalty_lr_scale", cfg.prune.penalty_lr_scale, float, 0.0),
-        ("prune.retrain_lr_scale", cfg.prune.get("retrain_lr_scale", 1.0), float, 0.0),
+        ("prune.retrain_lr_scale", cfg.prune.retrain_lr_scale, float, 0.0),
         ("prune.distill.alpha", cfg.prune.distill.alpha, float, 0.0),
         ("prune.distill.temperature", cfg.prune.distill.temperature, float, 0.0),
         ("prune.distill.hidden_weight", cfg.prune.distill.hidden_weight, float, 0.0),
@@ -129,17 +129,17 @@ def check_teacher(cfg) -> None:
 
     from blockprune_pl.models.encoder import head_labels
 
-    path = Path(str(distill.teacher))
-    if not (path / "config.json").is_file():
+    teacher = str(distill.teacher)
+    if not (Path(teacher) / "config.json").is_file():
         raise ConfigError(
-            f"prune.distill.teacher={str(distill.teacher)!r} is not a saved model folder (no "
-            "config.json); set it to one, or to null for the model the fine-tune phase leaves"
+            f"prune.distill.teacher={teacher!r} is not a saved model folder (no config.json); "
+            "set it to one, or to null for the model the fine-tune phase leaves"
         )
-    labels = head_labels(AutoConfig.from_pretrained(path))
+    labels = head_labels(AutoConfig.from_pretrained(teacher))
     if labels != int(cfg.task.num_labels):
         head = f"a head with {labels} label(s)" if labels is not None else "no classification head"
         raise ConfigError(
-            f"prune.distill.teacher={str(distill.teacher)!r} has {head}, but task "
-            f"{cfg.task.name!r} needs {int(cfg.task.num_labels)}; distil from a model fine-tuned "
-            "on this task, or set prune.distill.teacher=null"
+            f"prune.distill.teacher={teacher!r} has {head}, but task {cfg.task.name!r} needs "
+            f"{int(cfg.task.num_labels)}; distil from a model fine-tuned on this task, or set "
+            "prune.distill.teacher=null"
         )

@@ -95,7 +95,7 @@ def _speedup(m: RunRecord) -> float | None:
 
 
 def _commit(m: RunRecord) -> str:
-    """The short commit the run's code came from ('+' when its tracked files differed)."""
+    """The short commit the run's code came from ('+' when the package or its configs differed)."""
     commit = (m.code or {}).get("commit")
     if not commit:
         return ""

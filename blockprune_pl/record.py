@@ -66,13 +66,15 @@ class RunRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def code_version() -> dict:
-    """The package version and, in a git checkout, the commit and whether tracked files
-    differed from it: two runs with the same config and different code are told apart."""
+def code_version(root: Path | None = None) -> dict:
+    """The package version and, when the package sits at the top of a git checkout, the commit
+    and whether the package or its configs differed from it: two runs with the same config and
+    different code are told apart. An installed copy inside some other repository (a venv in a
+    project checkout) names no commit: that repository's commit is not this code's."""
     from blockprune_pl import __version__
 
     code = {"version": __version__}
-    root = Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
         try:
@@ -83,8 +85,11 @@ def code_version() -> dict:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit:
-        code["commit"] = commit
-        code["dirty"] = bool(git("status", "--porcelain", "--untracked-files=no"))
+    top_and_head = (git("rev-parse", "--show-toplevel", "HEAD") or "").split("\n")
+    if len(top_and_head) == 2 and Path(top_and_head[0]).resolve() == root.resolve():
+        code["commit"] = top_and_head[1]
+        # the files that decide what a run does; edited reports and tests do not count
+        code["dirty"] = bool(
+            git("status", "--porcelain", "--untracked-files=no", "--", "blockprune_pl", "conf")
+        )
     return code

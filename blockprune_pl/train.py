@@ -201,7 +201,7 @@ def build(cfg, spec: PruneSpec) -> Built:
     segments = [
         (plan.finetune, 1.0),
         (plan.penalty, float(cfg.prune.penalty_lr_scale)),
-        (plan.retrain, float(cfg.prune.get("retrain_lr_scale", 1.0))),
+        (plan.retrain, float(cfg.prune.retrain_lr_scale)),
     ]
     module = GlueModule(
         model,

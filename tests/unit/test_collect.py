@@ -157,6 +157,55 @@ def test_the_record_names_the_commit_of_this_checkout():
     assert isinstance(code["dirty"], bool) and code["version"]
 
 
+def test_a_copy_inside_another_repository_names_no_commit(tmp_path):
+    import subprocess
+
+    if subprocess.run(["git", "init", "-q", str(tmp_path)], capture_output=True).returncode:
+        pytest.skip("no git")
+    (tmp_path / "site-packages").mkdir()  # an installed copy in a venv of another checkout
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(tmp_path),
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "other project",
+        ],
+        check=True,
+    )
+    assert "commit" not in code_version(tmp_path / "site-packages")
+    assert "commit" in code_version(tmp_path)  # the top of a checkout names its commit
+
+
+def test_only_changed_code_or_configs_mark_a_run_dirty(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.email=a@b", "-c", "user.name=a", *args],
+            capture_output=True,
+        )
+
+    if git("init", "-q").returncode:
+        pytest.skip("no git")
+    (tmp_path / "blockprune_pl").mkdir()
+    (tmp_path / "blockprune_pl" / "train.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("results\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    (tmp_path / "README.md").write_text("results, edited while a run trained\n")
+    assert code_version(tmp_path)["dirty"] is False
+    (tmp_path / "blockprune_pl" / "train.py").write_text("x = 2\n")
+    assert code_version(tmp_path)["dirty"] is True
+
+
 def test_the_collector_shows_the_short_commit_and_marks_changed_code():
     m = metrics()
     assert _commit(m) == ""  # records written before the code was recorded
