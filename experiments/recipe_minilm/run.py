@@ -46,6 +46,7 @@ LONGEST_FIRST = ("cola", "sst2", "stsb", "mrpc", "rte")
 # far), and each phase of a pruned run (SST-2 on a seeded 20,000-row subset)
 DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
 PHASE_EPOCHS = {"sst2": 0.5, "stsb": 2, "mrpc": 2, "cola": 2, "rte": 2}
+ONE_CUT = ["prune.penalty=false", "prune.distill.enabled=false", "prune.retrain_lr_scale=3"]
 METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "bsp": ["prune=bsp"],
     "magnitude": ["prune=magnitude"],
@@ -57,7 +58,12 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
+    # `make run`'s protocol (experiment=short_budget): the dense start cut once, then both
+    # phases' steps retrained on the labels alone at three times the lr (no penalty, no teacher)
+    "heads_onecut": ["prune=heads_bsp", *ONE_CUT],
+    "bsp_onecut": ["prune=bsp", *ONE_CUT],
 }
+ONE_CUT_METHODS = {"heads_onecut", "bsp_onecut"}
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],
@@ -99,8 +105,10 @@ def jobs(args) -> list[dict]:
             )
         )
 
-    def pruned(task, name, overrides):
+    def pruned(task, name, overrides, one_cut=False):
         epochs = PHASE_EPOCHS[task] * args.phase_scale
+        # a one-cut run has no penalty phase: its retrain phase takes both phases' steps
+        penalty, retrain = (0, 2 * epochs) if one_cut else (epochs, epochs)
         if args.phase_scale != 1:
             name = f"{name}_x{args.phase_scale:g}"
         limit = "task.train_limit=20000" if task == "sst2" else "task.train_limit=null"
@@ -117,8 +125,8 @@ def jobs(args) -> list[dict]:
                 "model.name=minilm",  # the dense start of the same model
                 f"model.name_or_path={args.out}/{task}/dense/export_hf",
                 "prune.phases.finetune=0",
-                f"prune.phases.penalty={epochs}",
-                f"prune.phases.retrain={epochs}",
+                f"prune.phases.penalty={penalty}",
+                f"prune.phases.retrain={retrain}",
                 *overrides,
             ],
         )
@@ -126,9 +134,8 @@ def jobs(args) -> list[dict]:
     for rate in args.rates.split(","):
         for method in args.methods.split(","):
             for task in LONGEST_FIRST:
-                out.append(
-                    pruned(task, f"{method}_r{rate}", [*METHODS[method], f"prune.rate={rate}"])
-                )
+                overrides = [*METHODS[method], f"prune.rate={rate}"]
+                out.append(pruned(task, f"{method}_r{rate}", overrides, method in ONE_CUT_METHODS))
         if rate == "5":  # the ablations are at rate 5: they follow its table
             out += [
                 pruned(task, f"{name}_r5", [*ABLATIONS[name], "prune.rate=5"])
@@ -147,7 +154,9 @@ def start(job, args) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "blockprune_pl", *job["overrides"], f"hydra.run.dir={run_dir}"]
     if job["needs"] is None:  # the dense start also writes the HF folder the pruned runs load
         cmd = [*cmd[:-1], "export.formats=[hf]", cmd[-1]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    if args.jobs > 1:  # runs side by side share the cores; one run alone (CPU) takes them all
+        env["OMP_NUM_THREADS"] = "1"
     with open(log, "w") as f:
         f.write(" ".join(cmd) + "\n\n")
         f.flush()
