@@ -30,6 +30,12 @@ def check_numbers(cfg) -> None:
         ("prune.distill.temperature", cfg.prune.distill.temperature, float, 0.0),
         ("prune.distill.hidden_weight", cfg.prune.distill.hidden_weight, float, 0.0),
         ("prune.distill.augment", cfg.prune.distill.get("augment", 0.0), float, 0.0),
+        (
+            "prune.distill.attention_weight",
+            cfg.prune.distill.get("attention_weight", 0.0),
+            float,
+            0.0,
+        ),
         *((f"prune.phases.{k}", cfg.prune.phases[k], float, 0.0) for k in PHASE_KEYS),
     ]
     for key, value, kind, low in checks:

@@ -82,6 +82,8 @@ def method_of(m: RunRecord) -> str:
     distill = m.distill or {}
     if distill.get("enabled"):
         method += " +kd" + ("+hidden" if distill.get("hidden_weight") else "")
+        if distill.get("attention_weight"):
+            method += "+attn"
         if distill.get("augment"):
             method += f"+aug{distill['augment']:g}"
     return method

@@ -58,3 +58,23 @@ def hidden_distillation(
             diff = diff.mean()
         losses.append(diff)
     return torch.stack(losses).mean()
+
+
+def attention_distillation(
+    student: tuple[Tensor, ...], teacher: tuple[Tensor, ...], mask: Tensor | None = None
+) -> Tensor:
+    """Mean over layers of KL(teacher || student) between the attention distributions
+    ([batch, heads, queries, keys], after the softmax), summed over keys and averaged over heads
+    and real (unpadded) query tokens: TinyBERT's and MiniLM's attention transfer, so that the
+    kept heads and head dimensions learn to attend as the dense heads did."""
+    losses = []
+    for s, t in zip(student, teacher):
+        s, t = s.float(), t.float()
+        # padded keys hold probability 0 in both; xlogy makes their terms 0, not 0 * log 0
+        kl = (torch.xlogy(t, t) - torch.xlogy(t, s.clamp_min(1e-12))).sum(-1).mean(1)
+        if mask is not None:
+            kl = (kl * mask).sum() / mask.sum().clamp_min(1)
+        else:
+            kl = kl.mean()
+        losses.append(kl)
+    return torch.stack(losses).mean()

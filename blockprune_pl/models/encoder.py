@@ -153,3 +153,18 @@ def build_model(model_cfg, num_labels: int, tokenizer=None, seed: int = 0):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return AutoModelForSequenceClassification.from_config(config)
+
+
+def expose_attention_probs(model: torch.nn.Module) -> None:
+    """Make `output_attentions=True` return each layer's attention probabilities as the softmax
+    gives them: the eager attention (sdpa returns none), and no dropout on those probabilities
+    (the eager attention returns them after its dropout). HF attention modules hold that
+    dropout as `dropout` (BERT, RoBERTa, DistilBERT) or `attention_dropout` (ModernBERT)."""
+    model.set_attn_implementation("eager")
+    for module in model.modules():
+        if not type(module).__name__.endswith("Attention"):
+            continue
+        if isinstance(getattr(module, "dropout", None), torch.nn.Dropout):
+            module.dropout.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0

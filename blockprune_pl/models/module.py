@@ -95,6 +95,11 @@ class GlueModule(L.LightningModule):
             self._teacher, self.distill = (), None
             return
         teacher.eval().requires_grad_(False)
+        if float(distill.get("attention_weight", 0.0)) > 0:
+            from blockprune_pl.models.encoder import expose_attention_probs
+
+            for model in (teacher, self.model):
+                expose_attention_probs(model)
         self._teacher, self.distill = (teacher,), distill
 
     @property
@@ -120,30 +125,37 @@ class GlueModule(L.LightningModule):
         return loss
 
     def _distilled_loss(self, batch) -> torch.Tensor:
-        from blockprune_pl.distill import hidden_distillation, logit_distillation
+        from blockprune_pl.distill import (
+            attention_distillation,
+            hidden_distillation,
+            logit_distillation,
+        )
 
         d = self.distill
         hidden = float(d.hidden_weight) > 0
+        attention = float(d.get("attention_weight", 0.0)) > 0
         batch = self._augmented(batch, float(d.get("augment", 0.0)))
-        out = self.model(**batch, output_hidden_states=hidden)
+        wanted = dict(output_hidden_states=hidden, output_attentions=attention)
+        out = self.model(**batch, **wanted)
         started = time.perf_counter()
         with torch.no_grad():
             inputs = {k: v for k, v in batch.items() if k != "labels"}
-            teacher = self.teacher(**inputs, output_hidden_states=hidden)
+            teacher = self.teacher(**inputs, **wanted)
         size = batch["labels"].shape[0]
         self.log("distill/teacher_ms", 1e3 * (time.perf_counter() - started), batch_size=size)
         kd = logit_distillation(out.logits, teacher.logits, d.temperature, self.regression)
         loss = (1 - float(d.alpha)) * out.loss + float(d.alpha) * kd
         self.log("distill/kd_loss", kd, batch_size=size)
+        mask = batch.get("attention_mask")
+        mask = mask.float() if mask is not None else None
         if hidden:
-            mask = batch.get("attention_mask")
-            hid = hidden_distillation(
-                out.hidden_states[1:],
-                teacher.hidden_states[1:],
-                mask.float() if mask is not None else None,
-            )
+            hid = hidden_distillation(out.hidden_states[1:], teacher.hidden_states[1:], mask)
             loss = loss + float(d.hidden_weight) * hid
             self.log("distill/hidden_loss", hid, batch_size=size)
+        if attention:
+            att = attention_distillation(out.attentions, teacher.attentions, mask)
+            loss = loss + float(d.attention_weight) * att
+            self.log("distill/attention_loss", att, batch_size=size)
         return loss
 
     def _augmented(self, batch: dict, share: float) -> dict:

@@ -100,3 +100,14 @@ def test_augment_feeds_student_and_teacher_the_same_changed_words(tiny_cfg):
         assert torch.equal(student, teacher)
         assert (clean[:, 0] == student[:, 0]).all()  # [CLS] kept
     assert any((clean != student).any() for clean, student, _ in seen)
+
+
+def test_attention_term_is_logged_through_the_distilled_phases(tiny_cfg):
+    from tests.integration.test_train import logged
+
+    cfg = tiny_cfg(*RUN[:-1], "prune.distill.attention_weight=1.0", "trainer.log_every_n_steps=1")
+    train.run(cfg)
+    losses = logged(cfg, "distill/attention_loss")
+    # from the teacher's arrival (the end of the 4 fine-tune steps) to the last step
+    assert sorted(losses) == list(range(4, 16))
+    assert all(v >= 0 for v in losses.values()) and losses[15] > 0
