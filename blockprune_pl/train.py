@@ -112,6 +112,7 @@ def build_callbacks(cfg, pruner: BlockPruner | None, plan: PhasePlan, out_dir: P
 def run(cfg: DictConfig) -> dict:
     """Fine-tune (and prune) one model on one task; returns what metrics.json holds."""
     started = time.time()
+    code = code_version()  # the code this process runs, read before the checkout can change
     ckpt_path, finished = resume_point(cfg)
     if finished is not None:
         return finished.to_dict()
@@ -119,7 +120,7 @@ def run(cfg: DictConfig) -> dict:
     built = build(cfg, spec)
     print(start_line(cfg, spec, built.plan, built.trainer))
     fit(built, ckpt_path)
-    return report(cfg, built, started).to_dict()
+    return report(cfg, built, started, code).to_dict()
 
 
 def resume_point(cfg) -> tuple[str | None, RunRecord | None]:
@@ -235,10 +236,11 @@ def fit(built: Built, ckpt_path: str | None) -> None:
     trainer.save_checkpoint(built.out_dir / "checkpoints" / "last.ckpt")  # atomic
 
 
-def report(cfg, built: Built, started: float) -> RunRecord:
+def report(cfg, built: Built, started: float, code: dict) -> RunRecord:
     """The run record, written before the exports (the results are safe first) and again
     with them; the console summary."""
     record = _record(cfg, built.module, built.model, built.plan, built.checkpoint, started)
+    record.code = code
     record.checkpoints["last"] = str(built.out_dir / "checkpoints" / "last.ckpt")
     record.world_size = built.trainer.world_size
     pruning = built.pruning
@@ -315,5 +317,4 @@ def _record(cfg, module, model, plan, checkpoint, started) -> RunRecord:
         checkpoints={"best": checkpoint.best_model_path, "last": checkpoint.last_model_path},
         wall_time_s=round(time.time() - started, 1),
         config=OmegaConf.to_container(cfg, resolve=True),
-        code=code_version(),
     )

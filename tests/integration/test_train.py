@@ -212,3 +212,19 @@ def test_each_phase_runs_at_its_own_lr_scale(tiny_cfg):
     assert lrs[0] == pytest.approx(cfg.optim.lr)
     assert lrs[4] == pytest.approx(2 * cfg.optim.lr)
     assert lrs[8] == pytest.approx(3 * cfg.optim.lr)
+
+
+def test_record_names_the_code_as_it_was_when_the_run_started(tiny_cfg, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from blockprune_pl import train
+
+    # the checkout moves to another commit while the run trains
+    seen = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}])
+    monkeypatch.setattr(train, "code_version", lambda: next(seen))
+    cfg = tiny_cfg("prune.rate=2.0", "prune.phases.finetune=2", "prune.phases.penalty=2",
+                   "prune.phases.retrain=2")  # fmt: skip
+    train.run(cfg)
+    record = json.loads((Path(cfg.output_dir) / "metrics.json").read_text())
+    assert record["code"]["commit"] == "a" * 40
