@@ -221,8 +221,17 @@ def test_record_names_the_code_as_it_was_when_the_run_started(tiny_cfg, monkeypa
     from blockprune_pl import train
 
     # the checkout moves to another commit while the run trains
-    seen = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": False}])
-    monkeypatch.setattr(train, "code_version", lambda: next(seen))
+    moved = {"yet": False}
+    fit = train.fit
+
+    def fit_then_move(*args, **kwargs):
+        fit(*args, **kwargs)
+        moved["yet"] = True
+
+    monkeypatch.setattr(train, "fit", fit_then_move)
+    monkeypatch.setattr(
+        train, "code_version", lambda: {"commit": ("b" if moved["yet"] else "a") * 40}
+    )
     cfg = tiny_cfg("prune.rate=2.0", "prune.phases.finetune=2", "prune.phases.penalty=2",
                    "prune.phases.retrain=2")  # fmt: skip
     train.run(cfg)
