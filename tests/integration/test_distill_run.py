@@ -18,10 +18,14 @@ RUN = [
 ]
 
 
-@pytest.mark.parametrize("augment", ["0.0", "0.3"])
-def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg, augment):
-    # with augment, a resumed run must replace the same tokens to end bit-identical
-    cfg = tiny_cfg(*RUN, f"prune.distill.augment={augment}")
+@pytest.mark.parametrize(
+    "extra",
+    ["prune.distill.augment=0.0", "prune.distill.augment=0.3", "prune.distill.attention_weight=1"],
+)
+def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg, extra):
+    # with augment, a resumed run must replace the same tokens to end bit-identical; with the
+    # attention term, it must run the same (eager) attention as the run it resumes
+    cfg = tiny_cfg(*RUN, extra)
     results = train.run(cfg)
     out = Path(cfg.output_dir)
     assert results["distill"]["enabled"] is True
@@ -36,7 +40,7 @@ def test_teacher_is_the_frozen_dense_model_and_resume_reloads_it(tiny_cfg, augme
 
     resumed = tiny_cfg(
         *RUN,
-        f"prune.distill.augment={augment}",
+        extra,
         f"ckpt_path={out / 'checkpoints' / 'step12.ckpt'}",
         out="resumed",
     )
