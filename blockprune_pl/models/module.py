@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from blockprune_pl.data.metrics import build_metrics
+from blockprune_pl.errors import ConfigError
 
 
 def phased_linear_schedule(segments: list[tuple[int, float]], warmup_ratio: float):
@@ -153,6 +154,12 @@ class GlueModule(L.LightningModule):
             loss = loss + float(d.hidden_weight) * hid
             self.log("distill/hidden_loss", hid, batch_size=size)
         if attention:
+            if not out.attentions or not teacher.attentions:
+                raise ConfigError(
+                    f"prune.distill.attention_weight={d.attention_weight}: "
+                    f"{type(self.model).__name__} returns no attention probabilities, even "
+                    "eager; set prune.distill.attention_weight=0 for this model"
+                )
             att = attention_distillation(out.attentions, teacher.attentions, mask)
             loss = loss + float(d.attention_weight) * att
             self.log("distill/attention_loss", att, batch_size=size)

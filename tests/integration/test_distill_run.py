@@ -115,3 +115,15 @@ def test_attention_term_is_logged_through_the_distilled_phases(tiny_cfg):
     # from the teacher's arrival (the end of the 4 fine-tune steps) to the last step
     assert sorted(losses) == list(range(4, 16))
     assert all(v >= 0 for v in losses.values()) and losses[15] > 0
+
+
+def test_attention_term_on_a_model_that_returns_no_attention_names_the_setting(
+    tiny_cfg, monkeypatch
+):
+    from blockprune_pl.errors import ConfigError
+    from blockprune_pl.models import encoder
+
+    # a model whose attention stays fused (sdpa): output_attentions gives nothing back
+    monkeypatch.setattr(encoder, "expose_attention_probs", lambda model: None)
+    with pytest.raises(ConfigError, match=r"prune\.distill\.attention_weight=1.*=0"):
+        train.run(tiny_cfg(*RUN[:-1], "prune.distill.attention_weight=1"))
