@@ -27,6 +27,15 @@ token replacement and three times the lr at the study's budget:
         --jobs 15 --methods bsp,heads_bsp,hybrid,magnitude --phase-scale 3 --ablations none
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_auglr \
         --jobs 15 --methods bsp_auglr,heads_bsp,heads_magnitude --rates 5 --ablations none
+
+`make run`'s protocol (cut once, then the labels alone at 3x the lr) on the four small tasks, as
+run on the 2-core CPU (one run at a time; the dense starts and the rate-5 row took 107 minutes);
+on a GPU, all five tasks with neurons too:
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
+        --jobs 1 --methods heads_onecut --rates 5,2 --ablations none --only stsb,mrpc,cola,rte
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
+        --jobs 15 --methods heads_onecut,neurons_onecut,bsp_onecut --ablations none
 """
 
 from __future__ import annotations
@@ -62,8 +71,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # phases' steps retrained on the labels alone at three times the lr (no penalty, no teacher)
     "heads_onecut": ["prune=heads_bsp", *ONE_CUT],
     "bsp_onecut": ["prune=bsp", *ONE_CUT],
+    "neurons_onecut": ["prune=neurons", *ONE_CUT],
 }
-ONE_CUT_METHODS = {"heads_onecut", "bsp_onecut"}
+ONE_CUT_METHODS = {"heads_onecut", "bsp_onecut", "neurons_onecut"}
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],
