@@ -51,12 +51,7 @@ def hidden_distillation(
     only real (unpadded) tokens."""
     losses = []
     for s, t in zip(student, teacher):
-        diff = (s.float() - t.float()).square().mean(-1)
-        if mask is not None:
-            diff = (diff * mask).sum() / mask.sum().clamp_min(1)
-        else:
-            diff = diff.mean()
-        losses.append(diff)
+        losses.append(_token_mean((s.float() - t.float()).square().mean(-1), mask))
     return torch.stack(losses).mean()
 
 
@@ -72,9 +67,12 @@ def attention_distillation(
         s, t = s.float(), t.float()
         # padded keys hold probability 0 in both; xlogy makes their terms 0, not 0 * log 0
         kl = (torch.xlogy(t, t) - torch.xlogy(t, s.clamp_min(1e-12))).sum(-1).mean(1)
-        if mask is not None:
-            kl = (kl * mask).sum() / mask.sum().clamp_min(1)
-        else:
-            kl = kl.mean()
-        losses.append(kl)
+        losses.append(_token_mean(kl, mask))
     return torch.stack(losses).mean()
+
+
+def _token_mean(per_token: Tensor, mask: Tensor | None) -> Tensor:
+    """The mean of a [batch, tokens] loss over the real (unpadded) tokens."""
+    if mask is None:
+        return per_token.mean()
+    return (per_token * mask).sum() / mask.sum().clamp_min(1)
