@@ -36,6 +36,13 @@ on a GPU, all five tasks with neurons too:
         --jobs 1 --methods heads_onecut --rates 5,2 --ablations none --only stsb,mrpc,cola,rte
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
         --jobs 15 --methods heads_onecut,neurons_onecut,bsp_onecut --ablations none
+
+The same on a GPU, with heads_onecut and neurons_onecut also at three times the phases (4x the
+dense fine-tune's steps on the small tasks) at rate 5, and bsp_onecut at rate 5 only:
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
+        --jobs 15 --methods heads_onecut@3,neurons_onecut@3,heads_onecut,neurons_onecut,bsp_onecut \
+        --rates 5,2 --skip _r2_x3,bsp_onecut_r2 --ablations none --deadline 530
 """
 
 from __future__ import annotations
@@ -115,12 +122,13 @@ def jobs(args) -> list[dict]:
             )
         )
 
-    def pruned(task, name, overrides, one_cut=False):
-        epochs = PHASE_EPOCHS[task] * args.phase_scale
+    def pruned(task, name, overrides, one_cut=False, scale=None):
+        scale = args.phase_scale if scale is None else scale
+        epochs = PHASE_EPOCHS[task] * scale
         # a one-cut run has no penalty phase: its retrain phase takes both phases' steps
         penalty, retrain = (0, 2 * epochs) if one_cut else (epochs, epochs)
-        if args.phase_scale != 1:
-            name = f"{name}_x{args.phase_scale:g}"
+        if scale != 1:
+            name = f"{name}_x{scale:g}"
         limit = "task.train_limit=20000" if task == "sst2" else "task.train_limit=null"
         if args.smoke:
             limit = "task.train_limit=64 task.val_limit=64"
@@ -142,10 +150,12 @@ def jobs(args) -> list[dict]:
         )
 
     for rate in args.rates.split(","):
-        for method in args.methods.split(","):
+        for spec in args.methods.split(","):
+            method, scale = method_and_scale(spec)
             for task in LONGEST_FIRST:
                 overrides = [*METHODS[method], f"prune.rate={rate}"]
-                out.append(pruned(task, f"{method}_r{rate}", overrides, method in ONE_CUT_METHODS))
+                one_cut = method in ONE_CUT_METHODS
+                out.append(pruned(task, f"{method}_r{rate}", overrides, one_cut, scale))
         if rate == "5":  # the ablations are at rate 5: they follow its table
             out += [
                 pruned(task, f"{name}_r5", [*ABLATIONS[name], "prune.rate=5"])
@@ -154,7 +164,15 @@ def jobs(args) -> list[dict]:
             ]
     if args.only:
         out = [j for j in out if any(j["name"].startswith(o) for o in args.only.split(","))]
+    if args.skip:
+        out = [j for j in out if not any(s in j["name"] for s in args.skip.split(","))]
     return out
+
+
+def method_and_scale(spec: str) -> tuple[str, float | None]:
+    """`heads_onecut@3` -> ("heads_onecut", 3.0): that method's phases times 3; no `@`: None."""
+    method, _, scale = spec.partition("@")
+    return method, float(scale) if scale else None
 
 
 def start(job, args) -> subprocess.Popen:
@@ -181,7 +199,12 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--deadline", type=float, default=float("inf"), help="seconds")
     parser.add_argument("--only", help="comma-separated run-name prefixes, e.g. sst2/,stsb/bsp")
-    parser.add_argument("--methods", default="bsp,magnitude,neurons", help=f"of {list(METHODS)}")
+    parser.add_argument("--skip", help="comma-separated substrings of run names not to run")
+    parser.add_argument(
+        "--methods",
+        default="bsp,magnitude,neurons",
+        help=f"of {list(METHODS)}; `name@3` runs that method with its phases times 3",
+    )
     parser.add_argument("--rates", default="5,2")
     parser.add_argument(
         "--phase-scale",
@@ -197,9 +220,14 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+    unknown = sorted({method_and_scale(m)[0] for m in args.methods.split(",")} - set(METHODS))
     if unknown:
         parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
+    for spec in args.methods.split(","):
+        try:
+            method_and_scale(spec)
+        except ValueError:
+            parser.error(f"--methods: {spec!r}: the part after '@' must be a number, e.g. x@3")
     args.ablations = [] if args.ablations == "none" else args.ablations.split(",")
     unknown = sorted(set(args.ablations) - set(ABLATIONS))
     if unknown:
