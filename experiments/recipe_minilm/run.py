@@ -220,14 +220,14 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
-    unknown = sorted({method_and_scale(m)[0] for m in args.methods.split(",")} - set(METHODS))
-    if unknown:
-        parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
     for spec in args.methods.split(","):
         try:
             method_and_scale(spec)
         except ValueError:
             parser.error(f"--methods: {spec!r}: the part after '@' must be a number, e.g. x@3")
+    unknown = sorted({method_and_scale(m)[0] for m in args.methods.split(",")} - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
     args.ablations = [] if args.ablations == "none" else args.ablations.split(",")
     unknown = sorted(set(args.ablations) - set(ABLATIONS))
     if unknown:
