@@ -79,8 +79,19 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_onecut": ["prune=heads_bsp", *ONE_CUT],
     "bsp_onecut": ["prune=bsp", *ONE_CUT],
     "neurons_onecut": ["prune=neurons", *ONE_CUT],
+    # what keeps neurons' default ahead of its one-cut form: the penalty or the teacher (all at
+    # the common lr; the default itself is `neurons`)
+    "neurons_onecut_kd": ["prune=neurons", "prune.penalty=false"],
+    "neurons_onecut_lr1": ["prune=neurons", "prune.penalty=false", "prune.distill.enabled=false"],
+    "neurons_no_kd": ["prune=neurons", "prune.distill.enabled=false"],
 }
-ONE_CUT_METHODS = {"heads_onecut", "bsp_onecut", "neurons_onecut"}
+ONE_CUT_METHODS = {
+    "heads_onecut",
+    "bsp_onecut",
+    "neurons_onecut",
+    "neurons_onecut_kd",
+    "neurons_onecut_lr1",
+}
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],

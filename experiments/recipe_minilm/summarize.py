@@ -5,6 +5,7 @@ and the per-task table, from a results.csv written by the collector.
 """
 
 import csv
+import re
 import sys
 from collections import defaultdict
 
@@ -15,7 +16,9 @@ def main(path: str) -> None:
     rows = [r for r in csv.DictReader(open(path)) if r["method"] != "dense"]
     table = defaultdict(dict)
     for r in rows:
-        key = (r["run"].split("/")[-1].rsplit("_r", 1)[0], r["geometry"], float(r["rate"]))
+        # the run name without its rate: `heads_onecut_r5_x3` -> `heads_onecut_x3`
+        name = re.sub(r"_r[0-9.]+(?=_x|$)", "", r["run"].split("/")[-1])
+        key = (name, r["geometry"], float(r["rate"]))
         table[key][r["task"]] = (float(r["value"]), float(r["drop"]), r)
     print("| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |")
     print("|---|---|---|" + "---|" * len(TASKS) + "---|")
