@@ -74,24 +74,22 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
-    # `make run`'s protocol (experiment=short_budget): the dense start cut once, then both
-    # phases' steps retrained on the labels alone at three times the lr (no penalty, no teacher)
+    # what keeps neurons' default ahead of its one-cut form: the penalty or the teacher (at the
+    # common lr; the default itself is `neurons`, the one-cut forms are below)
+    "neurons_no_kd": ["prune=neurons", "prune.distill.enabled=false"],
+}
+# runs with no penalty phase: the dense start cut once, then both phases' steps retrained
+ONE_CUT_METHODS = {
+    # `make run`'s protocol (experiment=short_budget): the labels alone at three times the lr
+    # (no penalty, no teacher)
     "heads_onecut": ["prune=heads_bsp", *ONE_CUT],
     "bsp_onecut": ["prune=bsp", *ONE_CUT],
     "neurons_onecut": ["prune=neurons", *ONE_CUT],
-    # what keeps neurons' default ahead of its one-cut form: the penalty or the teacher (all at
-    # the common lr; the default itself is `neurons`)
+    # neurons cut once at the common lr, with and without the teacher
     "neurons_onecut_kd": ["prune=neurons", "prune.penalty=false"],
     "neurons_onecut_lr1": ["prune=neurons", "prune.penalty=false", "prune.distill.enabled=false"],
-    "neurons_no_kd": ["prune=neurons", "prune.distill.enabled=false"],
 }
-ONE_CUT_METHODS = {
-    "heads_onecut",
-    "bsp_onecut",
-    "neurons_onecut",
-    "neurons_onecut_kd",
-    "neurons_onecut_lr1",
-}
+METHODS.update(ONE_CUT_METHODS)
 ABLATIONS = {  # rate 5 on SST-2 and STS-B: the recipe with one ingredient removed or changed
     "no_kd": ["prune=bsp", "prune.distill.enabled=false"],
     "untargeted": ["prune=bsp", "prune.target=all"],
@@ -161,8 +159,7 @@ def jobs(args) -> list[dict]:
         )
 
     for rate in args.rates.split(","):
-        for spec in args.methods.split(","):
-            method, scale = method_and_scale(spec)
+        for method, scale in args.methods:
             for task in LONGEST_FIRST:
                 overrides = [*METHODS[method], f"prune.rate={rate}"]
                 one_cut = method in ONE_CUT_METHODS
@@ -183,7 +180,10 @@ def jobs(args) -> list[dict]:
 def method_and_scale(spec: str) -> tuple[str, float | None]:
     """`heads_onecut@3` -> ("heads_onecut", 3.0): that method's phases times 3; no `@`: None."""
     method, _, scale = spec.partition("@")
-    return method, float(scale) if scale else None
+    try:
+        return method, float(scale) if scale else None
+    except ValueError:
+        raise ValueError(f"{spec!r}: the part after '@' must be a number, e.g. x@3") from None
 
 
 def start(job, args) -> subprocess.Popen:
@@ -231,12 +231,11 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
-    for spec in args.methods.split(","):
-        try:
-            method_and_scale(spec)
-        except ValueError:
-            parser.error(f"--methods: {spec!r}: the part after '@' must be a number, e.g. x@3")
-    unknown = sorted({method_and_scale(m)[0] for m in args.methods.split(",")} - set(METHODS))
+    try:
+        args.methods = [method_and_scale(spec) for spec in args.methods.split(",")]
+    except ValueError as err:
+        parser.error(f"--methods: {err}")
+    unknown = sorted({method for method, _ in args.methods} - set(METHODS))
     if unknown:
         parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
     args.ablations = [] if args.ablations == "none" else args.ablations.split(",")
