@@ -196,7 +196,7 @@ def start(job, args) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     if args.jobs > 1:  # runs side by side share the cores; one run alone (CPU) takes them all
         env["OMP_NUM_THREADS"] = "1"
-    with open(log, "w") as f:
+    with open(log, "a") as f:  # a resumed run adds to its log
         f.write(" ".join(cmd) + "\n\n")
         f.flush()
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
