@@ -43,6 +43,24 @@ dense fine-tune's steps on the small tasks) at rate 5, and bsp_onecut at rate 5 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
         --jobs 15 --methods heads_onecut@3,neurons_onecut@3,heads_onecut,neurons_onecut,bsp_onecut \
         --rates 5,2 --skip _r2_x3,bsp_onecut_r2 --ablations none --deadline 530
+
+The penalty recipe with three times the phases on heads_bsp, neurons and bsp at rate 5, then
+heads_bsp at rates 2 and 5 and bsp with token replacement and 3x the lr at the study's budget,
+on a GPU in the same --out (`ckpt_path=latest`: a run stopped at the deadline resumes from its
+last checkpoint when the command is run again):
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 15 --methods heads_bsp@3,neurons@3,bsp@3 --rates 5 --ablations none \
+        --deadline 525 ckpt_path=latest
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 15 --methods heads_bsp,bsp_auglr --rates 2,5 --skip bsp_auglr_r2 --ablations none \
+        --deadline 255 ckpt_path=latest
+
+The next: another seed of heads_bsp and its magnitude baseline, dense starts included, in its
+own --out (run names do not hold the seed; a later `seed=` wins over the script's):
+
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_seed43 \
+        --jobs 15 --methods heads_bsp,heads_magnitude --rates 5,2 --ablations none seed=43
 """
 
 from __future__ import annotations
