@@ -133,6 +133,26 @@ def test_qk_coupled_exports_read_back_by_plain_transformers_and_onnxruntime(
     assert np.abs(expected).max() > 1.0
 
 
+def test_default_preset_hf_export_reads_back_in_plain_transformers(
+    minilm, sentences, pairs, tmp_path
+):
+    # the default preset (heads_bsp): its `hf` folder keeps the cut heads and FFN segments as
+    # zeros, so a plain from_pretrained gives the pruned model's logits
+    from transformers import AutoModelForSequenceClassification
+
+    model, tokenizer, hf = pruned_export(minilm, "heads_bsp", tmp_path / "hf", "hf")
+    plain = AutoModelForSequenceClassification.from_pretrained(hf).eval()
+    query = plain.bert.encoder.layer[0].attention.self.query.weight
+    assert (query != 0).any(1).reshape(12, 32).all(1).sum() == 2  # 2 of 12 heads kept
+    ffn_in = plain.bert.encoder.layer[0].intermediate.dense.weight
+    assert (ffn_in != 0).float().mean() == pytest.approx(0.2, abs=0.01)
+    for batch in batches(tokenizer, sentences, pairs):
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+            np.testing.assert_allclose(plain(**batch).logits.numpy(), expected, atol=1e-5, rtol=0)
+    assert np.abs(expected).max() > 1.0
+
+
 @pytest.mark.parametrize("geometry", ["neurons", "bsp"])
 def test_int8_export_runs_in_a_plain_session_close_to_fp32(
     minilm, sentences, pairs, tmp_path, geometry
