@@ -11,53 +11,12 @@ metrics.json exists) is never run again, so the script resumes. Past `--deadline
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
-The last study (the default bsp against magnitude, the hybrid, q and k in row segments and
-neurons, with twice the penalty strength as the one ablation; runs past the deadline are listed
-as not finished):
-
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods bsp,magnitude,hybrid,bsp_qksame,neurons --ablations lam6 \
-        --deadline 520
-
-The next: the default, heads_bsp and the hybrid with three times the phases (4x the dense
-fine-tune's steps on the small tasks), about 15 minutes of one GPU; then the same methods with
-token replacement and three times the lr at the study's budget:
-
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods bsp,heads_bsp,hybrid,magnitude --phase-scale 3 --ablations none
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_auglr \
-        --jobs 15 --methods bsp_auglr,heads_bsp,heads_magnitude --rates 5 --ablations none
-
-`make run`'s protocol (cut once, then the labels alone at 3x the lr) on the four small tasks, as
-run on the 2-core CPU (one run at a time; the dense starts and the rate-5 row took 107 minutes);
-on a GPU, all five tasks with neurons too:
-
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
-        --jobs 1 --methods heads_onecut --rates 5,2 --ablations none --only stsb,mrpc,cola,rte
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
-        --jobs 15 --methods heads_onecut,neurons_onecut,bsp_onecut --ablations none
-
-The same on a GPU, with heads_onecut and neurons_onecut also at three times the phases (4x the
-dense fine-tune's steps on the small tasks) at rate 5, and bsp_onecut at rate 5 only:
-
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_onecut \
-        --jobs 15 --methods heads_onecut@3,neurons_onecut@3,heads_onecut,neurons_onecut,bsp_onecut \
-        --rates 5,2 --skip _r2_x3,bsp_onecut_r2 --ablations none --deadline 530
-
-The penalty recipe with three times the phases on heads_bsp, neurons and bsp at rate 5, then
-heads_bsp at rates 2 and 5 and bsp with token replacement and 3x the lr at the study's budget,
-on a GPU in the same --out (`ckpt_path=latest`: a run stopped at the deadline resumes from its
-last checkpoint when the command is run again):
-
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods heads_bsp@3,neurons@3,bsp@3 --rates 5 --ablations none \
-        --deadline 525 ckpt_path=latest
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods heads_bsp,bsp_auglr --rates 2,5 --skip bsp_auglr_r2 --ablations none \
-        --deadline 255 ckpt_path=latest
-
-The next: another seed of heads_bsp and its magnitude baseline, dense starts included, in its
-own --out (run names do not hold the seed; a later `seed=` wins over the script's):
+`name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
+overrides go to every run, e.g. `ckpt_path=latest`, with which a run stopped at the deadline
+resumes from its last checkpoint when the command is run again. Each study's exact command
+sits in its section of README.md beside this script. The next one: another seed of heads_bsp
+and its magnitude baseline, dense starts included, in its own --out (run names do not hold the
+seed; a later `seed=` wins over the script's):
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_seed43 \
         --jobs 15 --methods heads_bsp,heads_magnitude --rates 5,2 --ablations none seed=43
