@@ -50,7 +50,8 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep as many
-    # weights: 4 of 12 heads and FFN density 0.117; 3 of 12 heads and 0.158
+    # weights: 5 of 12 heads and FFN density 0.075; 4 of 12 heads and 0.117; 3 of 12 and 0.158
+    "heads_bsp_attn2.4": ["prune=heads_bsp", "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}"],
     "heads_bsp_attn3": ["prune=heads_bsp", "prune.role_rates={q:3,k:3,v:3,attn_out:3}"],
     "heads_bsp_attn4": ["prune=heads_bsp", "prune.role_rates={q:4,k:4,v:4,attn_out:4}"],
     # token replacement for the teacher with three times the lr (later in the command line,
