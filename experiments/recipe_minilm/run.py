@@ -14,12 +14,13 @@ runs still going are stopped and listed as not finished in `<out>/status.json`. 
 `name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
 overrides go to every run, e.g. `ckpt_path=latest`, with which a run stopped at the deadline
 resumes from its last checkpoint when the command is run again. Each study's exact command
-sits in its section of README.md beside this script. The next one: another seed of heads_bsp
-and its magnitude baseline, dense starts included, in its own --out (run names do not hold the
-seed; a later `seed=` wins over the script's):
+sits in its section of README.md beside this script. The next one: heads_bsp with 5 and 6 of
+12 heads kept on the five tasks, at the rate heads_bsp reaches at rate 5 (so the same kept
+weights). Another seed goes in its own --out: run names do not hold the seed, and a later
+`seed=` wins over the script's.
 
-    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_seed43 \
-        --jobs 15 --methods heads_bsp,heads_magnitude --rates 5,2 --ablations none seed=43
+    python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
+        --jobs 15 --methods heads_bsp_attn2,heads_bsp_attn2.4 --rates 5.295 --ablations none
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep as many
-    # weights: 5 of 12 heads and FFN density 0.075; 4 of 12 heads and 0.117; 3 of 12 and 0.158
+    # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158
+    "heads_bsp_attn2": ["prune=heads_bsp", "prune.role_rates={q:2,k:2,v:2,attn_out:2}"],
     "heads_bsp_attn2.4": ["prune=heads_bsp", "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}"],
     "heads_bsp_attn3": ["prune=heads_bsp", "prune.role_rates={q:3,k:3,v:3,attn_out:3}"],
     "heads_bsp_attn4": ["prune=heads_bsp", "prune.role_rates={q:4,k:4,v:4,attn_out:4}"],
