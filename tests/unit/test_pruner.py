@@ -141,6 +141,30 @@ def test_heads_bsp_cuts_whole_heads_and_the_ffn_into_row_segments():
     assert [g.kind for g in pruner.groups[-2:]] == ["ffn_in", "ffn_out"]
 
 
+def test_heads_bsp_role_rates_keep_whole_heads_and_the_ffn_makes_up_the_rate():
+    # tiny BERT layer: attention 4 x 1024 weights, FFN 2 x 2048. Rate 2.5 keeps 3276.8; the
+    # attention at rate 2 keeps 2 of 4 heads (2048), so the FFN keeps 1228.8 of 4096: 0.3
+    model, pruner = prepared(
+        "heads_bsp", rate=2.5, col_blocks=4, role_rates={r: 2 for r in ("q", "k", "v", "attn_out")}
+    )
+    pruner.prune(0.4)
+    stats = pruning_stats(model, pruner.prunables, 4)
+    for role in ("q", "k", "v", "attn_out"):
+        assert stats["density_per_role"][role] == 0.5
+    for role in ("ffn_in", "ffn_out"):
+        assert stats["density_per_role"][role] == pytest.approx(0.3, abs=0.02)
+    assert stats["density"] == pytest.approx(0.4, abs=0.01)
+    for layer in model.bert.encoder.layer:
+        q, out = layer.attention.self.query, layer.attention.output.dense
+        heads_alive = (q.weight.reshape(4, 8, 32) != 0).any(-1).any(-1)
+        assert int(heads_alive.sum()) == 2
+        for h in range(4):
+            rows, alive = slice(8 * h, 8 * h + 8), bool(heads_alive[h])
+            for lin in (q, layer.attention.self.key, layer.attention.self.value):
+                assert bool((lin.weight[rows] != 0).all()) == alive
+            assert bool((out.weight[:, rows] != 0).all()) == alive
+
+
 def written_penalty(model, pruner, lam):
     """lam * sum_g alpha_g ||W_g|| by explicit loops over bsp blocks."""
     total = 0.0
