@@ -50,7 +50,7 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_bsp": ["prune=heads_bsp"],  # whole heads in the attention, segments in the FFN
     "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
-    # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep as many
+    # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep about as many
     # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158
     "heads_bsp_attn2": ["prune=heads_bsp", "prune.role_rates={q:2,k:2,v:2,attn_out:2}"],
     "heads_bsp_attn2.4": ["prune=heads_bsp", "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}"],
