@@ -52,10 +52,13 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep about as many
     # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158
-    "heads_bsp_attn2": ["prune=heads_bsp", "prune.role_rates={q:2,k:2,v:2,attn_out:2}"],
-    "heads_bsp_attn2.4": ["prune=heads_bsp", "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}"],
-    "heads_bsp_attn3": ["prune=heads_bsp", "prune.role_rates={q:3,k:3,v:3,attn_out:3}"],
-    "heads_bsp_attn4": ["prune=heads_bsp", "prune.role_rates={q:4,k:4,v:4,attn_out:4}"],
+    **{
+        f"heads_bsp_attn{r}": [
+            "prune=heads_bsp",
+            f"prune.role_rates={{q:{r},k:{r},v:{r},attn_out:{r}}}",
+        ]
+        for r in ("2", "2.4", "3", "4")
+    },
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],

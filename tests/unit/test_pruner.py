@@ -71,12 +71,12 @@ def _kept_weights(groups):
     )
 
 
-def assert_one_whole_head_of_four(layer, biases: bool) -> None:
-    """One of the layer's 4 heads (8 rows each) is kept whole in q, k, v (and their biases)
-    and in the columns of attn_out; the others are cut whole."""
+def assert_whole_heads_of_four(layer, kept: int, biases: bool) -> None:
+    """`kept` of the layer's 4 heads (8 rows each) are kept whole in q, k, v (and their
+    biases) and in the columns of attn_out; the others are cut whole."""
     q, out = layer.attention.self.query, layer.attention.output.dense
     heads_alive = (q.weight.reshape(4, 8, 32) != 0).any(-1).any(-1)
-    assert int(heads_alive.sum()) == 1
+    assert int(heads_alive.sum()) == kept
     for h in range(4):
         rows = slice(8 * h, 8 * h + 8)
         alive = bool(heads_alive[h])
@@ -95,7 +95,7 @@ def test_neurons_remove_whole_heads_and_neurons_with_biases():
                 p.uniform_(0.1, 1.0)
     pruner.prune(0.25)
     layer = model.bert.encoder.layer[0]
-    assert_one_whole_head_of_four(layer, biases=True)
+    assert_whole_heads_of_four(layer, kept=1, biases=True)
     ffn_in, ffn_out = layer.intermediate.dense, layer.output.dense
     alive = (ffn_in.weight != 0).all(1)
     assert int(alive.sum()) == 16
@@ -128,7 +128,7 @@ def test_heads_bsp_cuts_whole_heads_and_the_ffn_into_row_segments():
     model, pruner = prepared("heads_bsp", rate=4.0, col_blocks=4)
     pruner.prune(0.25)
     layer = model.bert.encoder.layer[0]
-    assert_one_whole_head_of_four(layer, biases=False)
+    assert_whole_heads_of_four(layer, kept=1, biases=False)
     ffn_in, ffn_out = layer.intermediate.dense, layer.output.dense
     for lin, width in ((ffn_in, 8), (ffn_out, 16)):
         rows = lin.weight.shape[0]
@@ -155,14 +155,7 @@ def test_heads_bsp_role_rates_keep_whole_heads_and_the_ffn_makes_up_the_rate():
         assert stats["density_per_role"][role] == pytest.approx(0.3, abs=0.02)
     assert stats["density"] == pytest.approx(0.4, abs=0.01)
     for layer in model.bert.encoder.layer:
-        q, out = layer.attention.self.query, layer.attention.output.dense
-        heads_alive = (q.weight.reshape(4, 8, 32) != 0).any(-1).any(-1)
-        assert int(heads_alive.sum()) == 2
-        for h in range(4):
-            rows, alive = slice(8 * h, 8 * h + 8), bool(heads_alive[h])
-            for lin in (q, layer.attention.self.key, layer.attention.self.value):
-                assert bool((lin.weight[rows] != 0).all()) == alive
-            assert bool((out.weight[:, rows] != 0).all()) == alive
+        assert_whole_heads_of_four(layer, kept=2, biases=False)
 
 
 def written_penalty(model, pruner, lam):
