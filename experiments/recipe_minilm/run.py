@@ -51,13 +51,14 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep about as many
-    # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158
+    # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158.
+    # heads_bsp_attn1 keeps the attention dense: at rate 2 the FFN keeps 0.25
     **{
         f"heads_bsp_attn{r}": [
             "prune=heads_bsp",
             f"prune.role_rates={{q:{r},k:{r},v:{r},attn_out:{r}}}",
         ]
-        for r in ("2", "2.4", "3", "4")
+        for r in ("1", "2", "2.4", "3", "4")
     },
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
