@@ -63,6 +63,8 @@ def method_of(m: RunRecord) -> str:
         method += " roles=" + ",".join(roles)  # some matrices stayed dense
     if prune.get("role_rates"):  # some roles kept more (or less) than the rate says
         method += " role_rates=" + ",".join(f"{r}:{v:g}" for r, v in prune["role_rates"].items())
+    if prune.get("attn_ratio", 1.0) != 1.0:  # the attention kept denser (or not) than the FFN
+        method += f" attn_ratio={prune['attn_ratio']:g}"
     if prune.get("qk", "same") != "same":
         method += f" qk={prune['qk']}"  # q and k cut in their own structure
     if prune.get("balance"):

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from blockprune_pl.errors import ConfigError
+from blockprune_pl.pruning.allocation import final_densities
 from blockprune_pl.pruning.groups import BlockGroups, CoupledGroups, Member
 from blockprune_pl.pruning.lasso import group_lasso, reweighted_alpha, shrink_factors
 from blockprune_pl.pruning.layouts import (
@@ -215,10 +216,10 @@ class BlockPruner(nn.Module):
     # ------------------------------------------------------------- pruning
     def set_densities(self, density: float) -> list[float]:
         """Per group set, its share of a prune to overall `density`: `density` itself, unless
-        `role_rates` fixes some roles. Then each fixed set moves from 1 to its own final density
-        and the others to theirs, by the same fraction of the way as `density` moves from 1 to
-        the final one, so that at every step the kept weights add up to `density`."""
-        if not self.spec.role_rates:
+        `role_rates` or `attn_ratio` splits the rate. Then each set moves from 1 to its own final
+        density by the same fraction of the way as `density` moves from 1 to the final one, so
+        that at every step the kept weights add up to `density`."""
+        if not self.spec.splits_rate:
             return [float(density)] * len(self.groups)
         final = self.spec.density
         progress = (1.0 - density) / (1.0 - final) if final < 1.0 else 1.0
@@ -390,63 +391,6 @@ def removed_energy(
         "total": share(sum(removed.values()), sum(held.values())),
         "per_layer": {str(k): share(removed[k], held[k]) for k in sorted(removed)},
     }
-
-
-def _set_roles(g) -> tuple[str, ...]:
-    """The roles a group set spans: a matrix's (several for a fused Linear), a head's or a
-    neuron's coupled roles."""
-    if isinstance(g, CoupledGroups):
-        qk = ("q", "k")
-        return {"heads": HEAD_ROLES, "neurons": NEURON_ROLES, "qk_dims": qk, "qk_heads": qk}[g.kind]
-    return tuple(g.role.split("+"))
-
-
-def final_densities(spec: PruneSpec, groups) -> list[float]:
-    """Per group set, its density at the end of pruning: `spec.density`, or with `role_rates`
-    the one fixed for its roles, the roles left free sharing the rest. The roles of one set are
-    pruned together, so they must have one rate."""
-    if not spec.role_rates:
-        return [spec.density] * len(groups)
-    fixed = []
-    for g in groups:
-        rates = {spec.role_rate(role) for role in _set_roles(g)}
-        if len(rates) > 1:
-            raise ConfigError(
-                f"prune.role_rates={dict(spec.role_rates)}: {g.label} prunes the roles "
-                f"{list(_set_roles(g))} together (prune.geometry={spec.geometry}), so give them "
-                "one rate, or none"
-            )
-        rate = rates.pop()
-        fixed.append(None if rate is None else 1.0 / rate)
-    free = _free_density(spec, groups, fixed)
-    return [free if d is None else d for d in fixed]
-
-
-def _free_density(spec: PruneSpec, groups, fixed: list[float | None]) -> float:
-    """The final density of the roles `role_rates` leaves free, so that the prunable weights
-    as a whole keep `spec.density`."""
-    sizes = [float(g.sizes().sum()) for g in groups]
-    free_total = sum(n for n, d in zip(sizes, fixed) if d is None)
-    kept_fixed = sum(n * d for n, d in zip(sizes, fixed) if d is not None)
-    named = dict(spec.role_rates)
-    if not free_total:
-        raise ConfigError(
-            f"prune.role_rates={named} names every pruned role; leave at least one out to "
-            f"take up the rest of prune.rate={spec.rate:g}"
-        )
-    free = (spec.density * sum(sizes) - kept_fixed) / free_total
-    if not 0.0 < free <= 1.0:
-        free_roles = sorted(
-            {r for g, d in zip(groups, fixed) if d is None for r in _set_roles(g)},
-            key=list(HEAD_ROLES + NEURON_ROLES).index,
-        )
-        need = f"rate {1 / free:.3g}" if free > 0 else "to keep nothing or less"
-        raise ConfigError(
-            f"prune.role_rates={named} with prune.rate={spec.rate:g}: the other roles "
-            f"{free_roles} would need {need}; choose role rates that leave them a rate >= 1 "
-            "and some weights"
-        )
-    return free
 
 
 def _qk_coupled_instead(

@@ -47,6 +47,9 @@ class PruneSpec:
     # per role, its own rate (e.g. {"q": 1, "k": 1}: q and k stay dense); the roles not named
     # share the rest, so that the prunable weights as a whole still keep 1 / `rate`
     role_rates: tuple[tuple[str, float], ...] = ()
+    # the attention roles' density over the FFN roles' (1: the same everywhere); the FFN makes
+    # up the rate, so that the whole still keeps 1 / `rate`
+    attn_ratio: float = 1.0
     # same: q and k are cut like the other matrices | dims: in coupled head dimensions, row d of
     # q with row d of k (and their biases), every head keeping as many: a cut dimension drops
     # one term q_d * k_d of the head's attention logits instead of perturbing all of them
@@ -54,7 +57,7 @@ class PruneSpec:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        for name in ("rate", "lam", "eps", "min_density"):
+        for name in ("rate", "lam", "eps", "min_density", "attn_ratio"):
             object.__setattr__(self, name, _typed(name, getattr(self, name), float))
         object.__setattr__(self, "col_blocks", _typed("col_blocks", self.col_blocks, int))
         object.__setattr__(self, "refit_rows", _typed("refit_rows", self.refit_rows, int))
@@ -72,6 +75,16 @@ class PruneSpec:
             raise ConfigError(
                 f"prune.role_rates={dict(self.role_rates)} needs prune.scope='layer' (a global "
                 f"ranking sets no rate per role; got scope={self.scope!r})"
+            )
+        if not math.isfinite(self.attn_ratio) or self.attn_ratio <= 0:
+            raise ConfigError(
+                f"prune.attn_ratio={self.attn_ratio!r} is not allowed: a finite number > 0"
+            )
+        if self.attn_ratio != 1.0 and (self.role_rates or self.scope != "layer"):
+            raise ConfigError(
+                f"prune.attn_ratio={self.attn_ratio:g} needs prune.scope='layer' and no "
+                f"prune.role_rates (got scope={self.scope!r}, "
+                f"role_rates={dict(self.role_rates) or None}): set one split of the rate"
             )
         _choice("geometry", self.geometry, GEOMETRIES)
         _choice("scope", self.scope, SCOPES)
@@ -138,6 +151,11 @@ class PruneSpec:
         return dict(self.role_rates).get(role)
 
     @property
+    def splits_rate(self) -> bool:
+        """Whether some roles end at another density than `1 / rate`."""
+        return bool(self.role_rates) or self.attn_ratio != 1.0
+
+    @property
     def density(self) -> float:
         return 1.0 / self.rate
 
@@ -158,6 +176,8 @@ class PruneSpec:
         # absent when unset, so checkpoints from before these options resume
         if self.role_rates:
             identity["role_rates"] = dict(self.role_rates)
+        if self.attn_ratio != 1.0:
+            identity["attn_ratio"] = self.attn_ratio
         if self.qk != "same":
             identity["qk"] = self.qk
         return identity

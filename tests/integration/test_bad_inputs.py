@@ -148,6 +148,11 @@ CASES = [
         ["prune.rate=5", "prune.role_rates={q:1,k:1,v:1,attn_out:1}"],
         "the other roles ['ffn_in', 'ffn_out'] would need to keep nothing",
     ),
+    (
+        "attention ratio and role rates together",
+        ["prune.rate=5", "prune.attn_ratio=5.5", "prune.role_rates={q:1}"],
+        "prune.attn_ratio=5.5 needs prune.scope='layer' and no prune.role_rates",
+    ),
     ("unknown phase unit", ["prune.phase_unit=minute"], "prune.phase_unit='minute' is not allowed"),
     (
         "unknown schedule",

@@ -154,6 +154,17 @@ def test_global_scope_ranks_all_matrices_together_end_to_end(tiny_cfg):
     assert max(abs(d - 0.25) for d in per_role) > 0.01
 
 
+def test_attn_ratio_keeps_the_attention_denser_end_to_end(tiny_cfg):
+    # ratio 3 at rate 2.5 on the tiny BERT (4 heads): the attention asks for 2.4 heads and keeps
+    # 2, the FFN makes up the rate (0.3 instead of the 0.4 of every matrix at the rate)
+    overrides = ("prune=heads_bsp", "prune.col_blocks=4", "prune.rate=2.5", "prune.attn_ratio=3")
+    results = train.run(tiny_cfg(*overrides, *PHASES))
+    stats = results["pruning"]
+    assert stats["density_per_role"]["q"] == stats["density_per_role"]["attn_out"] == 0.5
+    assert stats["density_per_role"]["ffn_in"] == pytest.approx(0.3, abs=0.02)
+    assert stats["achieved_rate"] == pytest.approx(2.5, abs=0.05)
+
+
 def test_best_checkpoint_is_never_a_state_before_the_final_prune(tiny_cfg):
     cfg = tiny_cfg("prune.rate=8.0", *PHASES)
     results = train.run(cfg)

@@ -62,6 +62,11 @@ def test_method_names_the_recipe_knobs():
         "proximal lam=3/phase doomed col_blocks=32 role_rates=q:1,k:1.5 qk=dims balanced global "
         "+kd+hidden"
     )
+    m.config["prune"].update(role_rates=None, attn_ratio=5.5)
+    assert method_of(m) == (
+        "proximal lam=3/phase doomed col_blocks=32 attn_ratio=5.5 qk=dims balanced global "
+        "+kd+hidden"
+    )
     m = metrics(penalty=False)
     m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"
