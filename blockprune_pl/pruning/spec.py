@@ -84,7 +84,8 @@ class PruneSpec:
             raise ConfigError(
                 f"prune.attn_ratio={self.attn_ratio:g} needs prune.scope='layer' and no "
                 f"prune.role_rates (got scope={self.scope!r}, "
-                f"role_rates={dict(self.role_rates) or None}): set one split of the rate"
+                f"role_rates={dict(self.role_rates) or None}): set one split of the rate "
+                "(prune.attn_ratio=1 for role_rates)"
             )
         _choice("geometry", self.geometry, GEOMETRIES)
         _choice("scope", self.scope, SCOPES)

@@ -14,13 +14,14 @@ runs still going are stopped and listed as not finished in `<out>/status.json`. 
 `name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
 overrides go to every run, e.g. `ckpt_path=latest`, with which a run stopped at the deadline
 resumes from its last checkpoint when the command is run again. Each study's exact command
-sits in its section of README.md beside this script. The next one: heads_bsp with 5 and 6 of
-12 heads kept on the five tasks, at the rate heads_bsp reaches at rate 5 (so the same kept
-weights). Another seed goes in its own --out: run names do not hold the seed, and a later
-`seed=` wins over the script's.
+sits in its section of README.md beside this script. The next one: the default preset
+(attn_ratio 5.5) against heads_bsp with every matrix at the rate, on the five tasks, at the
+rate heads_bsp reaches at rate 5 (so the same kept weights) and at rate 2. Another seed, or the
+magnitude baseline (`prune.penalty=false`), goes in its own --out: run names do not hold them,
+and a later override wins over the script's.
 
     python experiments/recipe_minilm/run.py --glue ../shared/data/glue --out outputs/recipe_minilm \
-        --jobs 15 --methods heads_bsp_attn2,heads_bsp_attn2.4 --rates 5.295 --ablations none
+        --jobs 15 --methods heads_bsp_ratio,heads_bsp --rates 5.295,2 --ablations none
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ LONGEST_FIRST = ("cola", "sst2", "stsb", "mrpc", "rte")
 # far), and each phase of a pruned run (SST-2 on a seeded 20,000-row subset)
 DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
 PHASE_EPOCHS = {"sst2": 0.5, "stsb": 2, "mrpc": 2, "cola": 2, "rte": 2}
+HEADS_SAME = ["prune=heads_bsp", "prune.attn_ratio=1"]
 ONE_CUT = ["prune.penalty=false", "prune.distill.enabled=false", "prune.retrain_lr_scale=3"]
 METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "bsp": ["prune=bsp"],
@@ -47,19 +49,25 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "neurons": ["prune=neurons"],
     "bsp_qksame": ["prune=bsp", "prune.qk=same"],  # q and k in row segments, as before
     "hybrid": ["prune=hybrid"],
-    "heads_bsp": ["prune=heads_bsp"],  # whole heads in the attention, segments in the FFN
-    "heads_magnitude": ["prune=heads_bsp", "prune.penalty=false"],
+    # whole heads in the attention, segments in the FFN, every matrix at the rate (the default
+    # preset's split until it took attn_ratio 5.5)
+    "heads_bsp": [*HEADS_SAME],
+    "heads_magnitude": [*HEADS_SAME, "prune.penalty=false"],
     # heads_bsp with more heads kept and the FFN cut harder. Run at --rates 5.295, the rate
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep about as many
     # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158.
     # heads_bsp_attn1 keeps the attention dense: at rate 2 the FFN keeps 0.25
     **{
         f"heads_bsp_attn{r}": [
-            "prune=heads_bsp",
+            *HEADS_SAME,
             f"prune.role_rates={{q:{r},k:{r},v:{r},attn_out:{r}}}",
         ]
         for r in ("1", "2", "2.4", "3", "4")
     },
+    # the default preset (attn_ratio 5.5): the same splits as heads_bsp_attn2.4 at rate 5.295
+    # (5 of 12 heads, the FFN at 0.075) and heads_bsp_attn1 at rate 2 (the attention dense, the
+    # FFN at 0.25); at rate 5, 5 heads and the FFN at 0.092
+    "heads_bsp_ratio": ["prune=heads_bsp"],
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
@@ -71,7 +79,7 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
 ONE_CUT_METHODS = {
     # `make run`'s protocol (experiment=short_budget): the labels alone at three times the lr
     # (no penalty, no teacher)
-    "heads_onecut": ["prune=heads_bsp", *ONE_CUT],
+    "heads_onecut": [*HEADS_SAME, *ONE_CUT],
     "bsp_onecut": ["prune=bsp", *ONE_CUT],
     "neurons_onecut": ["prune=neurons", *ONE_CUT],
     # neurons cut once at the common lr, with and without the teacher

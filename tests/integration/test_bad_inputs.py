@@ -145,7 +145,7 @@ CASES = [
     ),
     (
         "role rates the other roles cannot make up",
-        ["prune.rate=5", "prune.role_rates={q:1,k:1,v:1,attn_out:1}"],
+        ["prune.rate=5", "prune.attn_ratio=1", "prune.role_rates={q:1,k:1,v:1,attn_out:1}"],
         "the other roles ['ffn_in', 'ffn_out'] would need to keep nothing",
     ),
     (

@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 R4=("${LABELS[@]}" prune.phases.retrain=4)
 for seed in 42 43 44; do
   run bsp_r4_lr3_s$seed "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
-  run headsbsp_r4_lr3_s$seed prune=heads_bsp "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+  run headsbsp_r4_lr3_s$seed prune=heads_bsp prune.attn_ratio=1 "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
 done
 run default_s42 prune.phases.retrain=2 seed=42
 run default_lr3_s42 prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
@@ -29,8 +29,8 @@ for seed in 43 44; do
 done
 for seed in 42 43 44; do
   run bsp_r4_s$seed "${R4[@]}" seed=$seed
-  run headsbsp_r4_s$seed prune=heads_bsp "${R4[@]}" seed=$seed
+  run headsbsp_r4_s$seed prune=heads_bsp prune.attn_ratio=1 "${R4[@]}" seed=$seed
 done
 run bsp_labels_s42 "${LABELS[@]}" prune.phases.retrain=3 seed=42
-run headsbsp_labels_s42 prune=heads_bsp "${LABELS[@]}" prune.phases.retrain=3 seed=42
+run headsbsp_labels_s42 prune=heads_bsp prune.attn_ratio=1 "${LABELS[@]}" prune.phases.retrain=3 seed=42
 .venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
