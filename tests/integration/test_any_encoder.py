@@ -63,4 +63,6 @@ def test_a_saved_folder_of_an_unregistered_family_runs_and_is_named_after_it(
     assert saved["model"] == f"tiny-{family}"
     assert saved["pruning"]["achieved_rate"] == pytest.approx(2.0, rel=0.02)
     q = "q+k+v" if family == "modernbert" else "q"  # one fused Linear there
-    assert saved["pruning"]["density_per_role"][q] == pytest.approx(0.5, abs=0.02)
+    # the default preset keeps the attention denser than the rate and the FFN makes up the rest
+    per_role = saved["pruning"]["density_per_role"]
+    assert per_role[q] > 0.6 and min(per_role.values()) < 0.4
