@@ -84,13 +84,14 @@ def _attn_ratio_densities(spec: PruneSpec, groups) -> list[float]:
     is_attn = []
     for g in groups:
         roles = set(set_roles(g))
-        if not (roles <= set(HEAD_ROLES) or roles <= set(NEURON_ROLES)):
+        attention = roles <= set(HEAD_ROLES)
+        if not (attention or roles <= set(NEURON_ROLES)):
             raise ConfigError(
                 f"prune.attn_ratio={ratio:g}: {g.label} prunes attention and FFN roles "
                 f"together ({sorted(roles)}), so they cannot have two densities; use "
                 "prune.attn_ratio=1"
             )
-        is_attn.append(roles <= set(HEAD_ROLES))
+        is_attn.append(attention)
     sizes = [float(g.sizes().sum()) for g in groups]
     attn = sum(n for n, a in zip(sizes, is_attn) if a)
     ffn = sum(n for n, a in zip(sizes, is_attn) if not a)
@@ -102,11 +103,8 @@ def _attn_ratio_densities(spec: PruneSpec, groups) -> list[float]:
     kept = spec.density * (attn + ffn)
     # capped at dense; and with a ratio below 1, the FFN capped at dense takes what it can
     attn_density = min(1.0, max(ratio * kept / (ratio * attn + ffn), (kept - ffn) / attn))
-    out, kept_attn = [], 0.0
-    for g, n, a in zip(groups, sizes, is_attn):
-        d = _whole_groups(g, attn_density) if a else None
-        kept_attn += n * d if a else 0.0
-        out.append(d)
+    out = [_whole_groups(g, attn_density) if a else None for g, a in zip(groups, is_attn)]
+    kept_attn = sum(n * d for n, d in zip(sizes, out) if d is not None)
     ffn_density = (kept - kept_attn) / ffn
     if not 0.0 < ffn_density <= 1.0:
         need = "to keep nothing or less" if ffn_density <= 0 else "more than all its weights"
