@@ -64,6 +64,12 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
         ]
         for r in ("1", "2", "2.4", "3", "4")
     },
+    # the magnitude baseline of the 5-head split at rate 5.295 (the same recipe, no penalty)
+    "heads_magnitude_attn2.4": [
+        *HEADS_SAME,
+        "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}",
+        "prune.penalty=false",
+    ],
     # the default preset (attn_ratio 5.5): the same splits as heads_bsp_attn2.4 at rate 5.295
     # (5 of 12 heads, the FFN at 0.075) and heads_bsp_attn1 at rate 2 (the attention dense, the
     # FFN at 0.25); at rate 5, 5 heads and the FFN at 0.092
