@@ -6,7 +6,8 @@
 #              for 3 epochs: the same 376 optimizer steps;
 #   r4:        the same cut, 4 retrain epochs (470 steps; no teacher, so about as fast);
 #   lr3:       the retrain phase at 3x the lr (prune.retrain_lr_scale=3);
-#   heads_bsp: whole heads in the attention, bsp segments in the FFN, in place of bsp.
+#   heads_bsp: whole heads in the attention, bsp segments in the FFN, in place of bsp;
+#   headsratio: heads_bsp with the default preset's split (attn_ratio 5.5).
 # Usage (repo root): bash experiments/recipe_minilm/make_run_budget/run.sh OUT
 # Each run is skipped when its metrics.json exists, so the script resumes.
 set -e
@@ -33,4 +34,9 @@ for seed in 42 43 44; do
 done
 run bsp_labels_s42 "${LABELS[@]}" prune.phases.retrain=3 seed=42
 run headsbsp_labels_s42 prune=heads_bsp prune.attn_ratio=1 "${LABELS[@]}" prune.phases.retrain=3 seed=42
+# the default preset's split (5 of 12 heads, the FFN at 0.075) at the rate heads_bsp reaches at
+# rate 5, so the same kept weights as headsbsp_*
+for seed in 42 43 44; do
+  run headsratio_r4_lr3_s$seed prune=heads_bsp prune.rate=5.295 "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+done
 .venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
