@@ -20,23 +20,23 @@ LABELS=(prune.penalty=false prune.phases.penalty=0 prune.distill.enabled=false)
 mkdir -p "$OUT"
 R4=("${LABELS[@]}" prune.phases.retrain=4)
 for seed in 42 43 44; do
-  run bsp_r4_lr3_s$seed "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+  run bsp_r4_lr3_s$seed prune=bsp "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
   run headsbsp_r4_lr3_s$seed prune=heads_bsp prune.attn_ratio=1 "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
 done
-run default_s42 prune.phases.retrain=2 seed=42
-run default_lr3_s42 prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
+run default_s42 prune=bsp prune.phases.retrain=2 seed=42
+run default_lr3_s42 prune=bsp prune.phases.retrain=2 prune.retrain_lr_scale=3 seed=42
 for seed in 43 44; do
-  run default_s$seed prune.phases.retrain=2 seed=$seed
+  run default_s$seed prune=bsp prune.phases.retrain=2 seed=$seed
 done
 for seed in 42 43 44; do
-  run bsp_r4_s$seed "${R4[@]}" seed=$seed
+  run bsp_r4_s$seed prune=bsp "${R4[@]}" seed=$seed
   run headsbsp_r4_s$seed prune=heads_bsp prune.attn_ratio=1 "${R4[@]}" seed=$seed
 done
-run bsp_labels_s42 "${LABELS[@]}" prune.phases.retrain=3 seed=42
+run bsp_labels_s42 prune=bsp "${LABELS[@]}" prune.phases.retrain=3 seed=42
 run headsbsp_labels_s42 prune=heads_bsp prune.attn_ratio=1 "${LABELS[@]}" prune.phases.retrain=3 seed=42
 # the default preset's split (5 of 12 heads, the FFN at 0.075) at the rate heads_bsp reaches at
 # rate 5, so the same kept weights as headsbsp_*
 for seed in 42 43 44; do
-  run headsratio_r4_lr3_s$seed prune=heads_bsp prune.rate=5.295 "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
+  run headsratio_r4_lr3_s$seed prune=heads_bsp prune.attn_ratio=5.5 prune.rate=5.295 "${R4[@]}" prune.retrain_lr_scale=3 seed=$seed
 done
 .venv/bin/python -m blockprune_pl.collect "$OUT" --out experiments/recipe_minilm/make_run_budget
