@@ -42,6 +42,13 @@ LONGEST_FIRST = ("cola", "sst2", "stsb", "mrpc", "rte")
 DENSE_EPOCHS = {"sst2": 1, "stsb": 3, "mrpc": 3, "cola": 3, "rte": 3}
 PHASE_EPOCHS = {"sst2": 0.5, "stsb": 2, "mrpc": 2, "cola": 2, "rte": 2}
 HEADS_SAME = ["prune=heads_bsp", "prune.attn_ratio=1"]
+
+
+def heads_attn(rate: str) -> list[str]:
+    """heads_bsp with the four attention roles at their own rate, the FFN making up the rest."""
+    return [*HEADS_SAME, f"prune.role_rates={{q:{rate},k:{rate},v:{rate},attn_out:{rate}}}"]
+
+
 ONE_CUT = ["prune.penalty=false", "prune.distill.enabled=false", "prune.retrain_lr_scale=3"]
 METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "bsp": ["prune=bsp"],
@@ -57,19 +64,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # heads_bsp reaches at rate 5 on MiniLM (2 of 12 heads, FFN 0.2), they keep about as many
     # weights: 6 of 12 heads and FFN density 0.033, 5 and 0.075, 4 and 0.117, 3 and 0.158.
     # heads_bsp_attn1 keeps the attention dense: at rate 2 the FFN keeps 0.25
-    **{
-        f"heads_bsp_attn{r}": [
-            *HEADS_SAME,
-            f"prune.role_rates={{q:{r},k:{r},v:{r},attn_out:{r}}}",
-        ]
-        for r in ("1", "2", "2.4", "3", "4")
-    },
+    **{f"heads_bsp_attn{r}": heads_attn(r) for r in ("1", "2", "2.4", "3", "4")},
     # the magnitude baseline of the 5-head split at rate 5.295 (the same recipe, no penalty)
-    "heads_magnitude_attn2.4": [
-        *HEADS_SAME,
-        "prune.role_rates={q:2.4,k:2.4,v:2.4,attn_out:2.4}",
-        "prune.penalty=false",
-    ],
+    "heads_magnitude_attn2.4": [*heads_attn("2.4"), "prune.penalty=false"],
     # the default preset (attn_ratio 5.5): the same splits as heads_bsp_attn2.4 at rate 5.295
     # (5 of 12 heads, the FFN at 0.075) and heads_bsp_attn1 at rate 2 (the attention dense, the
     # FFN at 0.25); at rate 5, 5 heads and the FFN at 0.092
