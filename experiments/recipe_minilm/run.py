@@ -75,11 +75,12 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # at 0.375), where the attention kept dense was best on STS-B and every matrix at the rate
     # on CoLA
     "heads_bsp_ratio2": ["prune=heads_bsp", "prune.attn_ratio=2"],
-    # the default preset's split with narrower FFN segments: col_blocks 1536 makes every FFN
-    # group a single weight (what the segments cost against irregular pruning of the same
-    # weights), 32 makes them 12 (ffn_in) and 48 (ffn_out) wide instead of 48 and 192
+    # the default preset's split with narrower FFN segments (ffn_in's, ffn_out's width): col_blocks
+    # 1536 makes every FFN group a single weight (what the segments cost against irregular
+    # pruning of the same weights), 384 gives 1 and 4, 96 gives 4 and 16, 32 gives 12 and 48,
+    # the default 8 gives 48 and 192
     "heads_bsp_ffn1": ["prune=heads_bsp", "prune.col_blocks=1536"],
-    "heads_bsp_cb32": ["prune=heads_bsp", "prune.col_blocks=32"],
+    **{f"heads_bsp_cb{c}": ["prune=heads_bsp", f"prune.col_blocks={c}"] for c in (32, 96, 384)},
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
