@@ -81,8 +81,8 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # the default 8 gives 48 and 192
     "heads_bsp_ffn1": ["prune=heads_bsp", "prune.col_blocks=1536"],
     **{f"heads_bsp_cb{c}": ["prune=heads_bsp", f"prune.col_blocks={c}"] for c in (32, 96, 384)},
-    # the default preset's split with whole FFN neurons instead of segments (the compact form
-    # runs at the FLOP ideal): at rate 2 the attention dense and 384 of 1,536 neurons per layer
+    # the default preset's split with whole FFN neurons instead of segments (its compact form
+    # is a smaller dense model): at rate 2 the attention dense and 384 of 1,536 neurons per layer
     "neurons_ratio": ["prune=neurons", "prune.attn_ratio=5.5"],
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
