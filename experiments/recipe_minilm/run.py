@@ -84,6 +84,8 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # the default preset's split with whole FFN neurons instead of segments (its compact form
     # is a smaller dense model): at rate 2 the attention dense and 384 of 1,536 neurons per layer
     "neurons_ratio": ["prune=neurons", "prune.attn_ratio=5.5"],
+    # its magnitude baseline: the same split and steps, no penalty
+    "neurons_magnitude_ratio": ["prune=neurons", "prune.attn_ratio=5.5", "prune.penalty=false"],
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
