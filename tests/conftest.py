@@ -44,7 +44,7 @@ def compose(overrides=(), output_dir=None):
 
 TINY_RUN = [
     "model=tiny_bert",
-    # the tiny runs test the plumbing with bsp's row segments; the default preset (heads_bsp)
+    # the tiny runs test the plumbing with bsp's row segments; the default preset (neurons_split)
     # has its own tests, and a later prune=... wins over this one
     "prune=bsp",
     "task.train_limit=64",

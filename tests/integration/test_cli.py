@@ -203,7 +203,7 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_in_agreement(glue, tmp_path, refit
 def test_console_script_runs_hydra_and_subcommands(tmp_path):
     exe = Path(sys.executable).with_name("blockprune")
     out = subprocess.run([str(exe), "--cfg", "job"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "geometry: heads_bsp" in out.stdout
+    assert out.returncode == 0 and "geometry: neurons" in out.stdout
     out = subprocess.run(
         [str(exe), "collect", str(tmp_path)], capture_output=True, text=True, timeout=120
     )

@@ -33,10 +33,13 @@ def test_minilm_prunes_a_few_hundred_sst2_rows_and_writes_metrics(glue, tmp_path
     assert saved["model"] == "minilm" and saved["params"]["total"] > 22_000_000
     assert 0.0 <= saved["final"]["val/acc"] <= 1.0
     assert saved["pruning"]["prunable_params"] == 6 * (4 * 384 * 384 + 2 * 384 * 1536)
-    # the default preset (heads_bsp, attn_ratio 5.5): 5 of 12 whole heads in every layer, the
-    # FFN in row segments making up the rate asked (0.0917 instead of the ratio's 0.08)
-    assert saved["config"]["prune"]["geometry"] == "heads_bsp"
-    assert (saved["pruning"]["kept_heads"], saved["pruning"]["total_heads"]) == (30, 72)
+    # the default preset (neurons_split): 5 of 12 whole heads in every layer, whole FFN neurons
+    # making up the rate asked (about 141 of 1,536 per layer, not the ratio's 0.08)
+    pruning = saved["pruning"]
+    assert saved["config"]["prune"]["geometry"] == "neurons"
+    assert (pruning["kept_heads"], pruning["total_heads"]) == (30, 72)
+    assert pruning["total_neurons"] == 6 * 1536
+    assert pruning["kept_neurons"] / pruning["total_neurons"] == pytest.approx(0.0917, abs=1e-3)
+    assert pruning["kept_prunable_params"] == 30 * 4 * 32 * 384 + pruning["kept_neurons"] * 2 * 384
     assert results["pruning"]["achieved_rate"] == pytest.approx(5.0, abs=0.01)
-    assert saved["pruning"]["density_per_role"]["ffn_in"] == pytest.approx(0.0917, abs=1e-3)
-    assert saved["pruning"]["density_per_role"]["q"] == pytest.approx(5 / 12)
+    assert pruning["density_per_role"]["q"] == pytest.approx(5 / 12)

@@ -86,8 +86,9 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
 ):
     import onnx
 
-    # heads_bsp with the default preset's split (5 of 12 heads, the FFN at 9 %)
-    split = 5.5 if geometry == "heads_bsp" else 1.0
+    # neurons (the default preset) and heads_bsp with the split of the default preset: 5 of 12
+    # heads, the FFN making up the rate
+    split = 5.5 if geometry in ("neurons", "heads_bsp") else 1.0
     model, tokenizer, folder = pruned_export(
         minilm, geometry, tmp_path / "onnx", "onnx", attn_ratio=split
     )
@@ -95,11 +96,16 @@ def test_shipped_onnx_gives_the_torch_logits_in_a_plain_session(
     scatters = [n for n in graph.node if n.op_type == "ScatterElements"]
     assert any(n.op_type == graph_op for n in graph.node)
     # hybrid: the FFN lost whole neurons (compacted), the attention keeps gathered segments;
-    # heads_bsp: the attention lost whole heads (5 of 12 kept), the FFN keeps gathered segments
+    # heads_bsp: the attention lost whole heads (5 of 12 kept), the FFN keeps gathered segments;
+    # neurons: 5 heads and about 9 % of the FFN neurons kept, the same in every layer
     assert (folder / "compact.json").is_file() == (geometry != "bsp")
-    if geometry == "heads_bsp":
+    if geometry in ("neurons", "heads_bsp"):
         widths = json.loads((folder / "compact.json").read_text())["layer_widths"]
-        assert {(w["heads"], w["ffn"]) for w in widths.values()} == {(5, 1536)}
+        kept = {(w["heads"], w["ffn"]) for w in widths.values()}
+        assert len(kept) == 1 and next(iter(kept))[0] == 5
+        assert next(iter(kept))[1] == (
+            1536 if geometry == "heads_bsp" else pytest.approx(141, abs=1)
+        )
     for node in scatters:  # an overwrite would drop rows that column blocks share
         assert {a.name: a.s for a in node.attribute}.get("reduction") == b"add"
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -138,23 +144,53 @@ def test_qk_coupled_exports_read_back_by_plain_transformers_and_onnxruntime(
     assert np.abs(expected).max() > 1.0
 
 
-def test_default_preset_hf_export_reads_back_in_plain_transformers(
-    minilm, sentences, pairs, tmp_path
+@pytest.mark.parametrize("geometry", ["neurons", "heads_bsp"])
+def test_default_split_hf_export_reads_back_in_plain_transformers(
+    minilm, sentences, pairs, tmp_path, geometry
 ):
-    # the default preset (heads_bsp, attn_ratio 5.5): its `hf` folder keeps the cut heads and
-    # FFN segments as zeros, so a plain from_pretrained gives the pruned model's logits
+    # the default preset's split (attn_ratio 5.5; neurons is the default preset): its `hf`
+    # folder keeps the cut heads and FFN neurons or segments as zeros, so a plain
+    # from_pretrained gives the pruned model's logits
     from transformers import AutoModelForSequenceClassification
 
-    model, tokenizer, hf = pruned_export(minilm, "heads_bsp", tmp_path / "hf", "hf", attn_ratio=5.5)
+    model, tokenizer, hf = pruned_export(minilm, geometry, tmp_path / "hf", "hf", attn_ratio=5.5)
     plain = AutoModelForSequenceClassification.from_pretrained(hf).eval()
     query = plain.bert.encoder.layer[0].attention.self.query.weight
     assert (query != 0).any(1).reshape(12, 32).all(1).sum() == 5  # 5 of 12 heads kept
     ffn_in = plain.bert.encoder.layer[0].intermediate.dense.weight
     assert (ffn_in != 0).float().mean() == pytest.approx(0.0916, abs=0.005)
+    if geometry == "neurons":  # whole rows of ffn_in: about 141 of 1,536 neurons
+        assert int((ffn_in != 0).any(1).sum()) == pytest.approx(141, abs=1)
     for batch in batches(tokenizer, sentences, pairs):
         with torch.no_grad():
             expected = model(**batch).logits.numpy()
             np.testing.assert_allclose(plain(**batch).logits.numpy(), expected, atol=1e-5, rtol=0)
+    assert np.abs(expected).max() > 1.0
+
+
+def test_default_preset_compact_export_is_smaller_and_gives_the_pruned_logits(
+    minilm, sentences, pairs, tmp_path
+):
+    # the default preset's compact folder: a smaller dense model (5 heads, about 141 FFN neurons
+    # per layer), read back by load_pruned
+    from blockprune_pl.export import load_pruned
+
+    model, tokenizer, folder = pruned_export(
+        minilm, "neurons", tmp_path / "compact", "compact", attn_ratio=5.5
+    )
+    loaded = load_pruned(folder)
+    layer = loaded.bert.encoder.layer[0]
+    assert layer.attention.self.query.weight.shape == (5 * 32, 384)
+    assert layer.intermediate.dense.weight.shape[0] == pytest.approx(141, abs=1)
+    dense_encoder = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    encoder = sum(
+        m.weight.numel() for m in loaded.bert.encoder.modules() if isinstance(m, torch.nn.Linear)
+    )
+    assert encoder == pytest.approx(dense_encoder / 5, rel=0.01)
+    for batch in batches(tokenizer, sentences, pairs):
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+            np.testing.assert_allclose(loaded(**batch).logits.numpy(), expected, atol=1e-4, rtol=0)
     assert np.abs(expected).max() > 1.0
 
 

@@ -58,18 +58,19 @@ def test_default_is_minilm_on_sst2_dense():
     assert (cfg.model.name, cfg.task.name, cfg.prune.geometry, cfg.prune.rate) == (
         "minilm",
         "sst2",
-        "heads_bsp",
+        "neurons",
         1.0,
     )
 
 
-def test_default_preset_is_heads_bsp_with_the_penalty_recipe():
-    # the best recipe measured on MiniLM: whole heads (q and k cut with them, not in dims) and
-    # row segments in the FFN, with the targeted per-phase penalty and the teacher of prune=bsp
+def test_default_preset_is_the_neurons_split_with_the_penalty_recipe():
+    # the best recipe measured on MiniLM: whole heads (q and k cut with them) and whole FFN
+    # neurons, the attention 5.5 times as dense as the FFN, with the targeted per-phase penalty
+    # and the teacher of prune=bsp
     cfg = compose(["prune.rate=5"]).prune
     bsp = compose(["prune=bsp"]).prune
-    assert (cfg.geometry, cfg.qk, cfg.rate) == ("heads_bsp", "same", 5.0)
-    recipe = ("penalty", "target", "lam", "lam_per", "relative", "penalty_mode", "col_blocks")
+    assert (cfg.geometry, cfg.qk, cfg.rate, cfg.attn_ratio) == ("neurons", "same", 5.0, 5.5)
+    recipe = ("penalty", "target", "lam", "lam_per", "relative", "penalty_mode", "distill")
     assert {k: cfg[k] for k in recipe} == {k: bsp[k] for k in recipe}
     assert cfg.penalty and cfg.target == "doomed" and cfg.distill.enabled
 
