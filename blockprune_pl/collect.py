@@ -71,6 +71,8 @@ def method_of(m: RunRecord) -> str:
         method += " balanced"
     if prune.get("scope", "layer") == "global":
         method += " global"
+        if prune.get("min_density"):  # each matrix or coupled set keeps at least this share
+            method += f" floor={prune['min_density']:g}"
     if prune.get("schedule", "one_shot") == "cubic":
         method += " cubic"
     if prune.get("refit"):

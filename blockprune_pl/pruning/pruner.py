@@ -228,7 +228,8 @@ class BlockPruner(nn.Module):
     @torch.no_grad()
     def select(self, density: float) -> list[Tensor]:
         """Per group set, the groups a prune to `density` would keep now (per matrix or coupled
-        set with scope=layer, one ranking with scope=global, where every set keeps at least
+        set with scope=layer, one ranking across layers with scope=global (one for the
+        attention and one for the FFN with attn_ratio), where every set keeps at least
         `min_density` of its groups). Never brings back a pruned group."""
         scores = [group_scores(g.norms(), g.sizes()) for g in self.groups]
         if self.spec.balance:
@@ -249,13 +250,22 @@ class BlockPruner(nn.Module):
             scores = [
                 floor_first(s, alive, self.spec.min_density) for s, alive in zip(scores, self.keep)
             ]
-        keep = keep_top(
-            torch.cat(scores),
-            torch.cat([g.sizes() for g in self.groups]),
-            density,
-            torch.cat(self.keep),
-        )
-        return list(torch.split(keep, [len(g) for g in self.groups]))
+        # one ranking across layers per density: every set at once, or with attn_ratio the
+        # attention's sets and the FFN's, so each side keeps its share of the rate and the
+        # layers compete for it
+        densities = self.set_densities(density)
+        keep: list[Tensor] = [torch.empty(0)] * len(self.groups)
+        for d in sorted(set(densities)):
+            ids = [i for i, x in enumerate(densities) if x == d]
+            kept = keep_top(
+                torch.cat([scores[i] for i in ids]),
+                torch.cat([self.groups[i].sizes() for i in ids]),
+                d,
+                torch.cat([self.keep[i] for i in ids]),
+            )
+            for i, k in zip(ids, torch.split(kept, [len(self.groups[i]) for i in ids])):
+                keep[i] = k
+        return keep
 
     @torch.no_grad()
     def prune(self, density: float, grams: dict[str, Tensor] | None = None) -> None:

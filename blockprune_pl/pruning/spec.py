@@ -80,11 +80,10 @@ class PruneSpec:
             raise ConfigError(
                 f"prune.attn_ratio={self.attn_ratio!r} is not allowed: a finite number > 0"
             )
-        if self.attn_ratio != 1.0 and (self.role_rates or self.scope != "layer"):
+        if self.attn_ratio != 1.0 and self.role_rates:
             raise ConfigError(
-                f"prune.attn_ratio={self.attn_ratio:g} needs prune.scope='layer' and no "
-                f"prune.role_rates (got scope={self.scope!r}, "
-                f"role_rates={dict(self.role_rates) or None}): set one split of the rate "
+                f"prune.attn_ratio={self.attn_ratio:g} needs no prune.role_rates (got "
+                f"role_rates={dict(self.role_rates)}): set one split of the rate "
                 "(prune.attn_ratio=1 for role_rates)"
             )
         _choice("geometry", self.geometry, GEOMETRIES)

@@ -89,6 +89,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "neurons_ratio": [*NEURONS_SPLIT],
     # its magnitude baseline: the same split and steps, no penalty
     "neurons_magnitude_ratio": [*NEURONS_SPLIT, "prune.penalty=false"],
+    # its split with the layers competing: one ranking of the heads across layers and one of
+    # the FFN neurons, each layer keeping at least 1 head and 31 neurons
+    "neurons_global": [*NEURONS_SPLIT, "prune.scope=global", "prune.min_density=0.02"],
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],

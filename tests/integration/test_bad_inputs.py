@@ -151,7 +151,7 @@ CASES = [
     (
         "attention ratio and role rates together",
         ["prune.rate=5", "prune.attn_ratio=5.5", "prune.role_rates={q:1}"],
-        "prune.attn_ratio=5.5 needs prune.scope='layer' and no prune.role_rates",
+        "prune.attn_ratio=5.5 needs no prune.role_rates",
     ),
     ("unknown phase unit", ["prune.phase_unit=minute"], "prune.phase_unit='minute' is not allowed"),
     (

@@ -2,6 +2,7 @@
 segments, and the FFN making up the rate asked."""
 
 import pytest
+import torch
 
 from blockprune_pl.pruning import pruning_stats
 from tests.unit.test_pruner import assert_whole_heads_of_four, prepared
@@ -60,13 +61,31 @@ def test_attn_ratio_moves_both_sides_the_same_fraction_of_the_way_on_a_gradual_s
     assert by_kind["ffn_in"] == by_kind["ffn_out"] == pytest.approx(0.65, abs=0.01)
 
 
+def test_global_attn_ratio_lets_the_layers_compete_inside_each_side():
+    # neurons at rate 2.5 with ratio 3 on the tiny BERT (2 layers, 4 heads, 64 FFN neurons):
+    # the attention keeps 2 heads a layer's worth (4 of 8), the FFN 0.3 (38 of 128
+    # neurons). Layer 0 made ten times weaker: a global ranking gives its share to layer 1,
+    # down to the floor, while each side still keeps its own density
+    model, pruner = prepared("neurons", rate=2.5, attn_ratio=3, scope="global", min_density=0.25)
+    with torch.no_grad():
+        for p in model.bert.encoder.layer[0].parameters():
+            p.mul_(0.1)
+    pruner.prune(0.4)
+    heads = [k for g, k in zip(pruner.groups, pruner.keep) if g.kind == "heads"]
+    neurons = [k for g, k in zip(pruner.groups, pruner.keep) if g.kind == "neurons"]
+    assert [int(k.sum()) for k in heads] == [1, 3]  # the floor: ceil(0.25 * 4) heads
+    assert [int(k.sum()) for k in neurons] == [16, 22]  # ceil(0.25 * 64); 38 in all
+    got = densities(model, pruner)
+    assert [got[r] for r in ATTENTION] == [0.5] * 4
+    assert got["all"] == pytest.approx(0.4, abs=0.01)
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [
         (dict(attn_ratio=0), r"prune.attn_ratio=0.0 is not allowed: a finite number > 0"),
         (dict(attn_ratio="dense"), r"prune.attn_ratio='dense' is not allowed: a number"),
-        (dict(attn_ratio=2, role_rates={"q": 1}), r"attn_ratio=2 needs .* no prune.role_rates"),
-        (dict(attn_ratio=2, scope="global"), r"attn_ratio=2 needs prune.scope='layer'"),
+        (dict(attn_ratio=2, role_rates={"q": 1}), r"attn_ratio=2 needs no prune.role_rates"),
         (dict(attn_ratio=2, roles=ATTENTION), r"needs attention and FFN roles .*'attn_out'\]"),
         (
             dict(geometry="heads_bsp", rate=4.0, attn_ratio=100),

@@ -44,6 +44,9 @@ def test_method_names_the_recipe_knobs():
     m.distill["attention_weight"] = 1.0
     assert method_of(m) == "proximal lam=3/phase doomed global +kd+hidden+attn+aug0.3"
     m.distill.update(augment=0.0, attention_weight=0.0)
+    m.config["prune"]["min_density"] = 0.02
+    assert method_of(m) == "proximal lam=3/phase doomed global floor=0.02 +kd+hidden"
+    m.config["prune"]["min_density"] = 0.0
     m.config["prune"].update(col_blocks=32, balance=True)
     assert method_of(m) == "proximal lam=3/phase doomed col_blocks=32 balanced global +kd+hidden"
     m.config["prune"]["roles"] = ["ffn_out", "ffn_in", "attn_out", "v", "k", "q"]
