@@ -254,8 +254,8 @@ class BlockPruner(nn.Module):
         # attention's sets and the FFN's, so each side keeps its share of the rate and the
         # layers compete for it
         densities = self.set_densities(density)
-        keep: list[Tensor] = [torch.empty(0)] * len(self.groups)
-        for d in sorted(set(densities)):
+        keep: dict[int, Tensor] = {}
+        for d in set(densities):
             ids = [i for i, x in enumerate(densities) if x == d]
             kept = keep_top(
                 torch.cat([scores[i] for i in ids]),
@@ -263,9 +263,8 @@ class BlockPruner(nn.Module):
                 d,
                 torch.cat([self.keep[i] for i in ids]),
             )
-            for i, k in zip(ids, torch.split(kept, [len(self.groups[i]) for i in ids])):
-                keep[i] = k
-        return keep
+            keep.update(zip(ids, torch.split(kept, [len(self.groups[i]) for i in ids])))
+        return [keep[i] for i in range(len(self.groups))]
 
     @torch.no_grad()
     def prune(self, density: float, grams: dict[str, Tensor] | None = None) -> None:
