@@ -73,6 +73,12 @@ def test_default_preset_is_the_neurons_split_with_the_penalty_recipe():
     recipe = ("penalty", "target", "lam", "lam_per", "relative", "penalty_mode", "distill")
     assert {k: cfg[k] for k in recipe} == {k: bsp[k] for k in recipe}
     assert cfg.penalty and cfg.target == "doomed" and cfg.distill.enabled
+    # three times bsp's penalty and retrain phases (the fine-tune as bsp's)
+    assert dict(cfg.phases) == {
+        "finetune": bsp.phases.finetune,
+        "penalty": 3 * bsp.phases.penalty,
+        "retrain": 3 * bsp.phases.retrain,
+    }
 
 
 @pytest.mark.parametrize(
