@@ -84,8 +84,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "heads_bsp_ffn1": ["prune=heads_bsp", "prune.col_blocks=1536"],
     **{f"heads_bsp_cb{c}": ["prune=heads_bsp", f"prune.col_blocks={c}"] for c in (32, 96, 384)},
     # heads_bsp's split with whole FFN neurons instead of segments, the default preset's split
-    # (prune=neurons_split, whose phases are this study's @3; its compact form is a smaller
-    # dense model): at rate 2 the attention dense and 384 of 1,536 neurons per layer
+    # (prune=neurons_split; the phases here are this study's, not the preset's; its compact
+    # form is a smaller dense model): at rate 2 the attention dense and 384 of 1,536 neurons
+    # per layer
     "neurons_ratio": [*NEURONS_SPLIT],
     # its magnitude baseline: the same split and steps, no penalty
     "neurons_magnitude_ratio": [*NEURONS_SPLIT, "prune.penalty=false"],
