@@ -90,6 +90,12 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "neurons_ratio": [*NEURONS_SPLIT],
     # its magnitude baseline: the same split and steps, no penalty
     "neurons_magnitude_ratio": [*NEURONS_SPLIT, "prune.penalty=false"],
+    # half the study's lr (1e-4) in the penalty and retrain phases: the package default's 5e-5
+    "neurons_ratio_halflr": [
+        *NEURONS_SPLIT,
+        "prune.penalty_lr_scale=0.5",
+        "prune.retrain_lr_scale=0.5",
+    ],
     # its split with the layers competing: one ranking of the heads across layers and one of
     # the FFN neurons, each layer keeping at least 1 head and 31 neurons
     "neurons_global": [*NEURONS_SPLIT, "prune.scope=global", "prune.min_density=0.02"],
