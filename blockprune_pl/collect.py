@@ -67,6 +67,8 @@ def method_of(m: RunRecord) -> str:
         method += f" attn_ratio={prune['attn_ratio']:g}"
     if prune.get("qk", "same") != "same":
         method += f" qk={prune['qk']}"  # q and k cut in their own structure
+    if prune.get("score", "norm") != "norm":
+        method += f" score={prune['score']}"  # ranked by what a removal costs the loss
     if prune.get("balance"):
         method += " balanced"
     if prune.get("scope", "layer") == "global":

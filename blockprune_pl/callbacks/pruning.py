@@ -64,6 +64,16 @@ class PruningCallback(L.Callback):
             )
         if min(plan.finetune, plan.penalty, plan.retrain) < 0:
             raise ConfigError(f"phase lengths must be >= 0, got {plan}")
+        if pruner.spec.score == "fisher" and not 0 < reweight_every < plan.penalty:
+            # the Fisher scores are gathered over the penalty phase's steps; the targeted penalty
+            # starts at the first refresh after some, and the cut needs some to rank by
+            raise ConfigError(
+                f"prune.score=fisher ranks the groups by the gradients of the penalty phase and "
+                f"re-ranks them every prune.reweight_every steps: got reweight_every="
+                f"{reweight_every} with a penalty phase of {plan.penalty} optimizer steps; "
+                "give 1 <= reweight_every < the penalty steps (prune.reweight_every, "
+                "prune.phases.penalty) or use prune.score=norm"
+            )
         # prepared on the model by the caller (which also checked the rate can be reached)
         self.pruner, self.spec, self.plan = pruner, pruner.spec, plan
         self.reweight_every, self.schedule, self.prune_every = reweight_every, schedule, prune_every
@@ -123,6 +133,8 @@ class PruningCallback(L.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         step = trainer.global_step
+        if self.plan.phase(step) == "penalty" and self.spec.score == "fisher":
+            self.pruner.accumulate_fisher()  # the task's gradient alone, before the penalty's
         if self.plan.phase(step) == "penalty" and self.spec.penalty:
             if self.spec.penalty_mode == "grad":
                 self.last_penalty = self.pruner.add_penalty_grad()

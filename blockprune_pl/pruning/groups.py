@@ -1,6 +1,6 @@
 """Groups: the units the penalty and the masks act on.
 
-Two kinds share one interface (`norms`, `expand`, `sizes`):
+Two kinds share one interface (`norms`, `grad_dots`, `expand`, `sizes`):
 - `BlockGroups`: one weight `(out, in)` cut into `[r, c]` blocks; edge blocks are smaller.
 - `CoupledGroups`: group i spans slices of several tensors (an FFN neuron, an attention head).
 """
@@ -71,6 +71,14 @@ class BlockGroups:
     def norms(self) -> Tensor:
         """`(G,)`: L2 norm of each group; differentiable."""
         return block_norms(self.weight, self.block).flatten()
+
+    def grad_dots(self) -> Tensor | None:
+        """`(G,)`: sum of w * dL/dw over each group, the first-order change of the loss when the
+        group is removed; None before any gradient."""
+        if self.weight.grad is None:
+            return None
+        product = self.weight.detach() * self.weight.grad
+        return to_blocks(product, self.block).sum(dim=(2, 3)).flatten()
 
     def expand(self, values: Tensor) -> dict[str, Tensor]:
         """`values: (G,)` -> per parameter, a tensor of its shape holding its group's value."""
@@ -146,10 +154,21 @@ class CoupledGroups:
     def sizes(self) -> Tensor:
         return self._sizes
 
-    def _grouped(self, m: Member) -> Tensor:
-        """`(count, rest)` view of a member: its slices as rows."""
-        moved = m.span(self.count).movedim(m.dim, 0)
+    def _grouped(self, m: Member, tensor: Tensor | None = None) -> Tensor:
+        """`(count, rest)` view of a member (or of `tensor`, shaped like its parameter, e.g. its
+        gradient): its slices as rows."""
+        whole = m.param if tensor is None else tensor
+        moved = whole.narrow(m.dim, m.offset, self.count * m.width).movedim(m.dim, 0)
         return moved.reshape(self.count, -1)
+
+    def grad_dots(self) -> Tensor | None:
+        # the biases count too: a cut group takes its bias slice with it
+        terms = [
+            (self._grouped(m).detach() * self._grouped(m, m.param.grad)).sum(1)
+            for m in self.members
+            if m.param.grad is not None
+        ]
+        return torch.stack(terms).sum(0) if terms else None
 
     def norms(self) -> Tensor:
         # one norm over the concatenated slices: vector_norm has a zero subgradient at zero,

@@ -36,6 +36,9 @@ from blockprune_pl.pruning.masks import (
 from blockprune_pl.pruning.refit import refit_rows
 from blockprune_pl.pruning.spec import PruneSpec
 
+# per optimizer step, the weight of the history in the Fisher average: about the last 100 steps
+FISHER_DECAY = 0.99
+
 
 class BlockPruner(nn.Module):
     def __init__(self, spec: PruneSpec):
@@ -93,6 +96,10 @@ class BlockPruner(nn.Module):
                 self._masked[name] = param
                 mask = torch.ones_like(param, dtype=torch.bool)
                 self.register_buffer(f"mask_{len(self._masked) - 1}", mask, persistent=False)
+            if self.spec.score == "fisher":
+                self.register_buffer(f"fisher_{i}", torch.zeros(len(g), device=_device(g)))
+        if self.spec.score == "fisher":
+            self.register_buffer("fisher_steps", torch.zeros((), dtype=torch.long))
         return self
 
     @property
@@ -104,6 +111,11 @@ class BlockPruner(nn.Module):
     def keep(self) -> list[Tensor]:
         """Per group set, `(G,)` bool: the groups kept by the last prune (all before it)."""
         return [getattr(self, f"keep_{i}") for i in range(len(self.groups))]
+
+    @property
+    def fisher(self) -> list[Tensor]:
+        """Per group set, `(G,)` running average of (sum_g w * dL/dw)^2 (score=fisher)."""
+        return [getattr(self, f"fisher_{i}") for i in range(len(self.groups))]
 
     @property
     def is_pruned(self) -> bool:
@@ -174,6 +186,11 @@ class BlockPruner(nn.Module):
         `target=doomed`: alpha is 0 on the groups the prune to the final density would now
         keep."""
         targeted = self.spec.target == "doomed"
+        if targeted and not self.has_scores():
+            # no gradient seen yet to rank by: penalise nothing rather than the norm's choice
+            for a in self.alpha:
+                a.zero_()
+            return
         doomed = [~k for k in self.select(self.spec.density)] if targeted else []
         for i, g in enumerate(self.groups):
             norms = g.norms().detach()
@@ -213,6 +230,29 @@ class BlockPruner(nn.Module):
             for name, factor in g.expand(factors).items():
                 g.params[name].mul_(factor.to(g.params[name].dtype))
 
+    # ------------------------------------------------------------- scores
+    @torch.no_grad()
+    def accumulate_fisher(self) -> None:
+        """After backward: fold each group's (sum_g w * dL/dw)^2, the squared first-order change
+        of the loss were the group removed, into a running average (score=fisher)."""
+        for g, fisher in zip(self.groups, self.fisher):
+            dots = g.grad_dots()
+            if dots is not None:
+                fisher.mul_(FISHER_DECAY).add_(dots.float().square(), alpha=1 - FISHER_DECAY)
+        self.fisher_steps += 1
+
+    def has_scores(self) -> bool:
+        """Whether the groups can be ranked: always by norm, by Fisher once a step was seen."""
+        return self.spec.score == "norm" or int(self.fisher_steps) > 0
+
+    def scores(self) -> list[Tensor]:
+        """Per group set, `(G,)`: what a prune keeps the highest of. norm: the RMS of the weights;
+        fisher: the loss a removal costs per weight (a global ranking then spends the kept
+        weights where they save the most loss). Ranks by norm until a Fisher step is seen."""
+        if self.spec.score == "norm" or not self.has_scores():
+            return [group_scores(g.norms(), g.sizes()) for g in self.groups]
+        return [f / g.sizes().to(f.device).float() for g, f in zip(self.groups, self.fisher)]
+
     # ------------------------------------------------------------- pruning
     def set_densities(self, density: float) -> list[float]:
         """Per group set, its share of a prune to overall `density`: `density` itself, unless
@@ -231,7 +271,7 @@ class BlockPruner(nn.Module):
         set with scope=layer, one ranking across layers with scope=global (one for the
         attention and one for the FFN with attn_ratio), where every set keeps at least
         `min_density` of its groups). Never brings back a pruned group."""
-        scores = [group_scores(g.norms(), g.sizes()) for g in self.groups]
+        scores = self.scores()
         if self.spec.balance:
             return [
                 keep_top_per_column(s, g.sizes(), g.grid, d, alive)

@@ -14,6 +14,7 @@ PENALTY_MODES = ("grad", "proximal")
 TARGETS = ("all", "doomed")
 LAM_PER = ("step", "phase")
 QK_CUTS = ("same", "dims", "heads")
+SCORES = ("norm", "fisher")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class PruneSpec:
     # q with row d of k (and their biases), every head keeping as many: a cut dimension drops
     # one term q_d * k_d of the head's attention logits instead of perturbing all of them
     qk: str = "same"
+    # what ranks the groups for the doomed set and the cut: norm (RMS of the weights) | fisher:
+    # the squared first-order change of the loss were the group removed, averaged over the
+    # training steps (the Fisher of the group's mask, as Kwon et al. 2022 rank heads and neurons)
+    score: str = "norm"
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
@@ -92,6 +97,7 @@ class PruneSpec:
         _choice("target", self.target, TARGETS)
         _choice("lam_per", self.lam_per, LAM_PER)
         _choice("qk", self.qk, QK_CUTS)
+        _choice("score", self.score, SCORES)
         if self.qk != "same" and (
             self.geometry in ("neurons", "heads_bsp") or self.scope != "layer" or self.balance
         ):
@@ -180,6 +186,8 @@ class PruneSpec:
             identity["attn_ratio"] = self.attn_ratio
         if self.qk != "same":
             identity["qk"] = self.qk
+        if self.score != "norm":
+            identity["score"] = self.score
         return identity
 
 

@@ -90,6 +90,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     "neurons_ratio": [*NEURONS_SPLIT],
     # its magnitude baseline: the same split and steps, no penalty
     "neurons_magnitude_ratio": [*NEURONS_SPLIT, "prune.penalty=false"],
+    # the default preset's split with the groups ranked by their Fisher scores (what removing
+    # each costs the loss, averaged over the penalty phase's steps) instead of their norms
+    "neurons_ratio_fisher": [*NEURONS_SPLIT, "prune.score=fisher"],
     # half the study's lr (1e-4) in the penalty and retrain phases: the package default's 5e-5
     "neurons_ratio_halflr": [
         *NEURONS_SPLIT,

@@ -153,6 +153,16 @@ CASES = [
         ["prune.rate=5", "prune.attn_ratio=5.5", "prune.role_rates={q:1}"],
         "prune.attn_ratio=5.5 needs no prune.role_rates",
     ),
+    (
+        "unknown group score",
+        ["prune.rate=2", "prune.score=taylor"],
+        "prune.score='taylor' is not allowed; choose one of ['norm', 'fisher']",
+    ),
+    (
+        "fisher score with no penalty steps to rank by",
+        ["prune.rate=2", "prune.score=fisher", "prune.phases.penalty=0"],
+        "prune.score=fisher ranks the groups by the gradients of the penalty phase",
+    ),
     ("unknown phase unit", ["prune.phase_unit=minute"], "prune.phase_unit='minute' is not allowed"),
     (
         "unknown schedule",

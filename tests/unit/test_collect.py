@@ -70,6 +70,11 @@ def test_method_names_the_recipe_knobs():
         "proximal lam=3/phase doomed col_blocks=32 attn_ratio=5.5 qk=dims balanced global "
         "+kd+hidden"
     )
+    m.config["prune"]["score"] = "fisher"
+    assert method_of(m) == (
+        "proximal lam=3/phase doomed col_blocks=32 attn_ratio=5.5 qk=dims score=fisher balanced "
+        "global +kd+hidden"
+    )
     m = metrics(penalty=False)
     m.config["prune"]["schedule"] = "cubic"
     assert method_of(m) == "magnitude cubic"
