@@ -102,6 +102,14 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # its split with the layers competing: one ranking of the heads across layers and one of
     # the FFN neurons, each layer keeping at least 1 head and 31 neurons
     "neurons_global": [*NEURONS_SPLIT, "prune.scope=global", "prune.min_density=0.02"],
+    # the same with the heads and neurons ranked by their Fisher scores, which, in units of the
+    # loss, compare across layers (the allocation Kwon et al. 2022 make for heads and neurons)
+    "neurons_global_fisher": [
+        *NEURONS_SPLIT,
+        "prune.scope=global",
+        "prune.min_density=0.02",
+        "prune.score=fisher",
+    ],
     # token replacement for the teacher with three times the lr (later in the command line,
     # so it wins over the common lr)
     "bsp_auglr": ["prune=bsp", "prune.distill.augment=0.3", "optim.lr=3e-4"],
