@@ -64,15 +64,13 @@ class PruningCallback(L.Callback):
             )
         if min(plan.finetune, plan.penalty, plan.retrain) < 0:
             raise ConfigError(f"phase lengths must be >= 0, got {plan}")
-        if pruner.spec.score == "fisher" and not 0 < reweight_every < plan.penalty:
-            # the Fisher scores are gathered over the penalty phase's steps; the targeted penalty
-            # starts at the first refresh after some, and the cut needs some to rank by
+        if pruner.spec.score == "fisher" and plan.penalty < 2:
+            # the Fisher scores are gathered over the penalty phase's steps: the targeted penalty
+            # starts at a refresh after some, and the cut needs some to rank by
             raise ConfigError(
-                f"prune.score=fisher ranks the groups by the gradients of the penalty phase and "
-                f"re-ranks them every prune.reweight_every steps: got reweight_every="
-                f"{reweight_every} with a penalty phase of {plan.penalty} optimizer steps; "
-                "give 1 <= reweight_every < the penalty steps (prune.reweight_every, "
-                "prune.phases.penalty) or use prune.score=norm"
+                f"prune.score=fisher ranks the groups by the gradients of the penalty phase, "
+                f"which has {plan.penalty} optimizer steps here; give it 2 or more "
+                "(prune.phases.penalty) or use prune.score=norm"
             )
         # prepared on the model by the caller (which also checked the rate can be reached)
         self.pruner, self.spec, self.plan = pruner, pruner.spec, plan
@@ -88,6 +86,12 @@ class PruningCallback(L.Callback):
     @property
     def final_density(self) -> float:
         return self.spec.density
+
+    @property
+    def fisher_warmup(self) -> int:
+        """score=fisher: penalty steps whose gradients the first ranking waits for."""
+        every = self.reweight_every or self.plan.penalty
+        return max(1, min(every, self.plan.penalty // 2))
 
     @property
     def is_final(self) -> bool:
@@ -163,6 +167,10 @@ class PruningCallback(L.Callback):
             due = self.last_refresh is None or (
                 self.reweight_every and step - self.last_refresh >= self.reweight_every
             )
+            if self.spec.score == "fisher" and self.last_refresh == plan.finetune:
+                # the phase-start refresh had no gradient to rank by and penalised nothing:
+                # rank again once the scores have seen reweight_every steps, or half the phase
+                due = due or step - plan.finetune >= self.fisher_warmup
             if due:
                 pruner.refresh_alpha()
                 self.last_refresh = step

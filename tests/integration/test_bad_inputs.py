@@ -161,7 +161,7 @@ CASES = [
     (
         "fisher score with no penalty steps to rank by",
         ["prune.rate=2", "prune.score=fisher", "prune.phases.penalty=0"],
-        "prune.score=fisher ranks the groups by the gradients of the penalty phase",
+        "prune.score=fisher ranks the groups by the gradients of the penalty phase, which has 0",
     ),
     ("unknown phase unit", ["prune.phase_unit=minute"], "prune.phase_unit='minute' is not allowed"),
     (

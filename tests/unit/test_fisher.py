@@ -77,13 +77,20 @@ def test_targeted_penalty_waits_for_the_first_fisher_scores():
         assert float(fisher[doomed].max()) <= float(fisher[~doomed].min())
 
 
-@pytest.mark.parametrize("penalty, reweight_every", [(0, 20), (40, 0), (20, 20)])
-def test_fisher_needs_penalty_steps_to_rank_by(penalty, reweight_every):
+@pytest.mark.parametrize("penalty", [0, 1])
+def test_fisher_needs_penalty_steps_to_rank_by(penalty):
     _, pruner = prepared("neurons", rate=4.0, score="fisher")
-    with pytest.raises(
-        ConfigError, match=f"reweight_every={reweight_every} with a penalty phase of {penalty}"
-    ):
-        PruningCallback(pruner, PhasePlan(0, penalty, 10), reweight_every=reweight_every)
+    with pytest.raises(ConfigError, match=f"penalty phase, which has {penalty} optimizer steps"):
+        PruningCallback(pruner, PhasePlan(0, penalty, 10))
+
+
+@pytest.mark.parametrize(
+    "penalty, reweight_every, warmup", [(230, 20, 20), (4, 20, 2), (40, 0, 20), (3, 0, 1)]
+)
+def test_fisher_ranks_first_after_its_warmup_or_half_the_phase(penalty, reweight_every, warmup):
+    _, pruner = prepared("neurons", rate=4.0, score="fisher")
+    callback = PruningCallback(pruner, PhasePlan(0, penalty, 10), reweight_every=reweight_every)
+    assert callback.fisher_warmup == warmup
 
 
 def test_spec_rejects_an_unknown_score_naming_the_allowed_ones():
