@@ -49,6 +49,7 @@ VALUES = {
     "prune.scope": st.sampled_from(["layer", "global", "row"]),
     "prune.schedule": st.sampled_from(["one_shot", "cubic", "linear"]),
     "prune.target": st.sampled_from(["all", "doomed", "some"]),
+    "prune.score": st.sampled_from(["norm", "fisher", "taylor"]),
     "prune.lam_per": st.sampled_from(["step", "phase", "epoch"]),
     "prune.penalty_mode": st.sampled_from(["grad", "proximal", "prox"]),
     "prune.lam": st.one_of(st.floats(-1, 20, allow_nan=False), WRONG_TYPE),
