@@ -65,11 +65,13 @@ def test_default_is_minilm_on_sst2_dense():
 
 def test_default_preset_is_the_neurons_split_with_the_penalty_recipe():
     # the best recipe measured on MiniLM: whole heads (q and k cut with them) and whole FFN
-    # neurons, the attention 5.5 times as dense as the FFN, with the targeted per-phase penalty
-    # and the teacher of prune=bsp
+    # neurons ranked by Fisher scores, the attention 5.5 times as dense as the FFN, with the
+    # targeted per-phase penalty and the teacher of prune=bsp
     cfg = compose(["prune.rate=5"]).prune
     bsp = compose(["prune=bsp"]).prune
     assert (cfg.geometry, cfg.qk, cfg.rate, cfg.attn_ratio) == ("neurons", "same", 5.0, 5.5)
+    # heads and neurons ranked by what removing each costs the loss; prune=bsp by norm
+    assert (cfg.score, bsp.score) == ("fisher", "norm")
     recipe = ("penalty", "target", "lam", "lam_per", "relative", "penalty_mode", "distill")
     assert {k: cfg[k] for k in recipe} == {k: bsp[k] for k in recipe}
     assert cfg.penalty and cfg.target == "doomed" and cfg.distill.enabled
@@ -98,3 +100,10 @@ def test_model_label_follows_an_overridden_path(overrides, label):
     cfg = compose(overrides)
     assert cfg.model.name == label
     assert OmegaConf.to_container(cfg.model, resolve=True)["name"] == label
+
+
+def test_make_runs_one_cut_ranks_by_norm_as_it_has_no_penalty_steps_to_score():
+    # the default preset ranks by Fisher scores, gathered over the penalty phase; make run's
+    # protocol has none, and a Fisher ranking would refuse to start
+    prune = compose(["experiment=short_budget"]).prune
+    assert (prune.phases.penalty, prune.score) == (0, "norm")
