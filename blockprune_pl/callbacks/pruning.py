@@ -138,7 +138,7 @@ class PruningCallback(L.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         step = trainer.global_step
         if self.plan.phase(step) == "penalty" and self.spec.score == "fisher":
-            self.pruner.accumulate_fisher()  # the task's gradient alone, before the penalty's
+            self.pruner.accumulate_fisher()  # the loss's gradient, before the penalty's
         if self.plan.phase(step) == "penalty" and self.spec.penalty:
             if self.spec.penalty_mode == "grad":
                 self.last_penalty = self.pruner.add_penalty_grad()
