@@ -99,8 +99,11 @@ class Member:
     prunable: bool = True  # biases ride along with their group but do not count as prunable
     offset: int = 0
 
-    def span(self, count: int) -> Tensor:
-        return self.param.narrow(self.dim, self.offset, count * self.width)
+    def span(self, count: int, tensor: Tensor | None = None) -> Tensor:
+        """The part of the parameter (or of `tensor`, shaped like it, e.g. its gradient) that
+        `count` groups cover."""
+        whole = self.param if tensor is None else tensor
+        return whole.narrow(self.dim, self.offset, count * self.width)
 
 
 class CoupledGroups:
@@ -157,9 +160,7 @@ class CoupledGroups:
     def _grouped(self, m: Member, tensor: Tensor | None = None) -> Tensor:
         """`(count, rest)` view of a member (or of `tensor`, shaped like its parameter, e.g. its
         gradient): its slices as rows."""
-        whole = m.param if tensor is None else tensor
-        moved = whole.narrow(m.dim, m.offset, self.count * m.width).movedim(m.dim, 0)
-        return moved.reshape(self.count, -1)
+        return m.span(self.count, tensor).movedim(m.dim, 0).reshape(self.count, -1)
 
     def grad_dots(self) -> Tensor | None:
         # the biases count too: a cut group takes its bias slice with it

@@ -249,7 +249,7 @@ class BlockPruner(nn.Module):
         """Per group set, `(G,)`: what a prune keeps the highest of. norm: the RMS of the weights;
         fisher: the loss a removal costs per weight (a global ranking then spends the kept
         weights where they save the most loss). Ranks by norm until a Fisher step is seen."""
-        if self.spec.score == "norm" or not self.has_scores():
+        if self.spec.score == "norm" or int(self.fisher_steps) == 0:
             return [group_scores(g.norms(), g.sizes()) for g in self.groups]
         return [f / g.sizes().to(f.device).float() for g, f in zip(self.groups, self.fisher)]
 
