@@ -93,6 +93,9 @@ METHODS = {  # the pruned runs of the main table, each at every rate in --rates
     # the default preset's split with the groups ranked by their Fisher scores (what removing
     # each costs the loss, averaged over the penalty phase's steps) instead of their norms
     "neurons_ratio_fisher": [*NEURONS_SPLIT, "prune.score=fisher"],
+    # its magnitude baseline: no penalty, so the first phase trains with the teacher alone and
+    # gathers the Fisher scores that the cut at its end ranks by
+    "neurons_magnitude_ratio_fisher": [*NEURONS_SPLIT, "prune.score=fisher", "prune.penalty=false"],
     # half the study's lr (1e-4) in the penalty and retrain phases: the package default's 5e-5
     "neurons_ratio_halflr": [
         *NEURONS_SPLIT,
