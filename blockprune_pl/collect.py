@@ -4,8 +4,11 @@ Reads every `metrics.json` under the folders and writes `results.md`, `results.c
 `metric_vs_rate_<task>.png`: one row per run (model, task, geometry, rate), its main metric, the
 drop against the matching dense run (same model and task, rate 1; else the run's own dense-phase
 value), achieved rate, parameter counts and, where the run benchmarked its export, the speedup.
-Runs without metrics.json are listed as incomplete. `--heatmap RUN` also draws that run's
-density per layer over its optimizer steps (`density_heatmap.png`, from its CSV log).
+Runs without metrics.json are listed as incomplete. `--merge` keeps the rows already in the
+output's `results.csv` (a run collected now replaces the row of the same name), so a table can
+grow by a seed or a task at a time after the earlier run folders are gone. `--heatmap RUN` also
+draws that run's density per layer over its optimizer steps (`density_heatmap.png`, from its
+CSV log).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import csv
 import fnmatch
 from pathlib import Path
 
+from blockprune_pl.errors import ConfigError
 from blockprune_pl.pruning.layouts import ROLES
 from blockprune_pl.record import RunRecord
 
@@ -40,6 +44,10 @@ COLUMNS = [
     "commit",
     "run",
 ]
+# how `read_rows` types a results.csv cell back (the rest stay strings; an empty number is None)
+REALS = {"rate", "value", "dense", "drop", "before_prune", "after_prune", "pruned_energy"}
+REALS |= {"achieved_rate", "speedup"}
+COUNTS = {"kept_prunable", "prunable", "total_params", "steps"}
 
 
 def method_of(m: RunRecord) -> str:
@@ -175,8 +183,35 @@ def collect(
         for p in root.rglob(".hydra/config.yaml")
         if p.parent.parent not in done and _selected(_name(p.parent.parent, root), only or [])
     )
-    rows.sort(key=lambda r: (r["model"], r["task"], r["geometry"], r["method"], r["rate"]))
+    rows.sort(key=_sort_key)
     return rows, incomplete
+
+
+def _sort_key(row: dict) -> tuple:
+    return row["model"], row["task"], row["geometry"], row["method"], row["rate"]
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a results.csv written by `write`, typed as `collect` returns them."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(f"{path} is not a results table of this collector: no {missing}")
+        rows = list(reader)
+    for row in rows:
+        for col in REALS | COUNTS:
+            cell = row[col]
+            row[col] = None if cell == "" else float(cell) if col in REALS else int(cell)
+    return rows
+
+
+def merge(kept: list[dict], new: list[dict]) -> list[dict]:
+    """`kept` with the rows of `new` added; a new row replaces a kept row of the same run name.
+    The kept rows' drops stay those measured against their dense runs when they were collected."""
+    replaced = {r["run"] for r in new}
+    rows = [r for r in kept if r["run"] not in replaced] + new
+    return sorted(rows, key=_sort_key)
 
 
 def _fmt(v) -> str:
@@ -283,6 +318,11 @@ def main(argv=None) -> None:
         default=[],
         help="keep runs whose path inside its folder matches this glob (repeatable)",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the output's results.csv; a run collected now replaces its row",
+    )
     parser.add_argument("--heatmap", help="a run (its path inside the first folder, or any path)")
     args = parser.parse_args(argv)
     roots = [Path(r) for r in args.roots]
@@ -291,6 +331,10 @@ def main(argv=None) -> None:
             raise SystemExit(f"{root}: not a folder of runs")
     rows, incomplete = collect(roots, args.only)
     out = Path(args.out or roots[0])
+    if args.merge:
+        if not (out / "results.csv").is_file():
+            raise SystemExit(f"--merge: {out / 'results.csv'} does not exist; collect without it")
+        rows = merge(read_rows(out / "results.csv"), rows)
     write(rows, incomplete, out)
     print(f"{len(rows)} runs, {len(incomplete)} incomplete -> {out / 'results.md'}")
     if args.heatmap:

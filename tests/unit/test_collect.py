@@ -236,3 +236,57 @@ def test_method_names_a_phase_trained_at_another_lr():
     m.config["prune"]["retrain_lr_scale"] = 3.0
     m.config["prune"]["penalty_lr_scale"] = 2.0  # no penalty phase: the scale never acted
     assert method_of(m) == "one-shot magnitude retrain-lr x3"
+
+
+def _write_run(folder, rate, final):
+    m = metrics(rate=rate)
+    m.final = {"val/acc": final}
+    m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
+    folder.mkdir(parents=True)
+    m.write(folder / "metrics.json")
+
+
+def test_a_written_table_reads_back_as_the_rows_it_was_written_from(tmp_path):
+    from blockprune_pl.collect import collect, read_rows, write
+
+    _write_run(tmp_path / "runs" / "sst2" / "dense", 1.0, 0.9)
+    _write_run(tmp_path / "runs" / "sst2" / "bsp_r5", 5.0, 0.8)
+    rows, _ = collect(tmp_path / "runs")
+    write(rows, [], tmp_path / "table")
+    again = read_rows(tmp_path / "table" / "results.csv")
+    assert again == rows
+    assert isinstance(again[1]["drop"], float) and again[1]["speedup"] is None
+
+
+def test_merge_keeps_the_earlier_rows_and_replaces_a_run_collected_again(tmp_path):
+    from blockprune_pl.collect import main, read_rows
+
+    first, second, table = tmp_path / "first", tmp_path / "second", tmp_path / "table"
+    _write_run(first / "sst2" / "dense", 1.0, 0.90)
+    _write_run(first / "sst2" / "bsp_r5", 5.0, 0.80)
+    _write_run(first / "sst2" / "bsp_r2", 2.0, 0.85)
+    main([str(first), "--out", str(table)])
+    # the first folders are gone; a second seed and a rerun of one run arrive
+    _write_run(second / "sst2" / "dense", 1.0, 0.90)
+    _write_run(second / "sst2" / "bsp_seed43_r5", 5.0, 0.82)
+    _write_run(second / "sst2" / "bsp_r2", 2.0, 0.87)
+    main([str(second), "--out", str(table), "--merge"])
+    by_run = {r["run"]: r for r in read_rows(table / "results.csv")}
+    assert sorted(by_run) == ["sst2/bsp_r2", "sst2/bsp_r5", "sst2/bsp_seed43_r5", "sst2/dense"]
+    assert by_run["sst2/bsp_r5"]["value"] == 0.80  # kept from the first collection
+    assert by_run["sst2/bsp_r2"]["value"] == 0.87  # replaced by the rerun
+    assert by_run["sst2/bsp_seed43_r5"]["drop"] == pytest.approx(0.08)
+    assert "| 0.8200 |" in (table / "results.md").read_text()
+
+
+def test_merge_without_a_table_or_into_a_foreign_one_is_refused(tmp_path):
+    from blockprune_pl.collect import main
+    from blockprune_pl.errors import ConfigError
+
+    _write_run(tmp_path / "runs" / "sst2" / "dense", 1.0, 0.9)
+    with pytest.raises(SystemExit, match=r"--merge: .*results.csv does not exist"):
+        main([str(tmp_path / "runs"), "--out", str(tmp_path / "table"), "--merge"])
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "results.csv").write_text("task,value\nsst2,0.9\n")
+    with pytest.raises(ConfigError, match=r"not a results table of this collector: no \['model'"):
+        main([str(tmp_path / "runs"), "--out", str(tmp_path / "table"), "--merge"])
