@@ -45,8 +45,8 @@ COLUMNS = [
     "run",
 ]
 # how `read_rows` types a results.csv cell back (the rest stay strings; an empty number is None)
-REALS = {"rate", "value", "dense", "drop", "before_prune", "after_prune", "pruned_energy"}
-REALS |= {"achieved_rate", "speedup"}
+REALS = {"rate", "value", "dense", "drop", "before_prune", "after_prune", "pruned_energy",
+         "achieved_rate", "speedup"}  # fmt: skip
 COUNTS = {"kept_prunable", "prunable", "total_params", "steps"}
 
 

@@ -4,22 +4,24 @@ and the per-task table, from a results.csv written by the collector.
     python experiments/recipe_minilm/summarize.py experiments/recipe_minilm/results.csv
 """
 
-import csv
 import re
 import sys
 from collections import defaultdict
+from pathlib import Path
+
+from blockprune_pl.collect import read_rows
 
 TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 
 
 def main(path: str) -> None:
-    rows = [r for r in csv.DictReader(open(path)) if r["method"] != "dense"]
+    rows = [r for r in read_rows(Path(path)) if r["method"] != "dense"]
     table = defaultdict(dict)
     for r in rows:
         # the run name without its rate: `heads_onecut_r5_x3` -> `heads_onecut_x3`
         name = re.sub(r"_r[0-9.]+(?=_x|$)", "", r["run"].split("/")[-1])
-        key = (name, r["geometry"], float(r["rate"]))
-        table[key][r["task"]] = (float(r["value"]), float(r["drop"]), r)
+        key = (name, r["geometry"], r["rate"])
+        table[key][r["task"]] = (r["value"], r["drop"], r)
     print("| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |")
     print("|---|---|---|" + "---|" * len(TASKS) + "---|")
     for (name, geometry, rate), by_task in sorted(

@@ -26,6 +26,14 @@ def metrics(rate=5.0, penalty=True, kd=False, bench=None):
     )
 
 
+def _write_run(folder, rate, final):
+    m = metrics(rate=rate)
+    m.final = {"val/acc": final}
+    m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
+    folder.mkdir(parents=True)
+    m.write(folder / "metrics.json")
+
+
 def test_method_names_the_penalty_and_distillation():
     assert method_of(metrics(rate=1.0)) == "dense"
     assert method_of(metrics(penalty=False)) == "magnitude"
@@ -132,12 +140,8 @@ def test_each_run_is_measured_against_the_dense_run_of_its_own_model_and_task(tm
 def test_run_folders_given_one_by_one_are_named_by_their_folder(tmp_path):
     from blockprune_pl.collect import collect
 
-    for name, rate in (("sst2_dense", 1.0), ("sst2_bsp_r5", 5.0)):
-        m = metrics(rate=rate)
-        m.final = {"val/acc": 0.9 if rate == 1.0 else 0.8}
-        m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
-        (tmp_path / name).mkdir()
-        m.write(tmp_path / name / "metrics.json")
+    _write_run(tmp_path / "sst2_dense", 1.0, 0.9)
+    _write_run(tmp_path / "sst2_bsp_r5", 5.0, 0.8)
     (tmp_path / "sst2_stopped" / ".hydra").mkdir(parents=True)
     (tmp_path / "sst2_stopped" / ".hydra" / "config.yaml").write_text("{}")
     rows, incomplete = collect(
@@ -236,14 +240,6 @@ def test_method_names_a_phase_trained_at_another_lr():
     m.config["prune"]["retrain_lr_scale"] = 3.0
     m.config["prune"]["penalty_lr_scale"] = 2.0  # no penalty phase: the scale never acted
     assert method_of(m) == "one-shot magnitude retrain-lr x3"
-
-
-def _write_run(folder, rate, final):
-    m = metrics(rate=rate)
-    m.final = {"val/acc": final}
-    m.pruning = {"achieved_rate": rate, "kept_prunable_params": 1, "prunable_params": 5}
-    folder.mkdir(parents=True)
-    m.write(folder / "metrics.json")
 
 
 def test_a_written_table_reads_back_as_the_rows_it_was_written_from(tmp_path):
