@@ -2,10 +2,18 @@
 and the per-task table, from a results.csv written by the collector.
 
     python experiments/recipe_minilm/summarize.py experiments/recipe_minilm/results.csv
+    python experiments/recipe_minilm/summarize.py experiments/recipe_minilm/results.csv \
+        --against sst2=89.79,mrpc=86.29,rte=57.76,cola=30.91,stsb=85.93
+
+Each drop is against the run's own dense start. `--against` adds a last column: the average
+drop against other dense starts (the best reported for each task, in points), since the goals
+are judged against dense starts at least as good as the best reported. `--seeds` averages the
+runs whose names differ only by a `_seedN` part, task by task (each cell then holds the mean
+over the seeds that task has).
 """
 
+import argparse
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,29 +22,81 @@ from blockprune_pl.collect import read_rows
 TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
 
 
-def main(path: str) -> None:
-    rows = [r for r in read_rows(Path(path)) if r["method"] != "dense"]
-    table = defaultdict(dict)
+def parse_against(spec: str | None) -> dict[str, float]:
+    """`sst2=89.79,cola=30.91` -> {task: points}; every task named must be one of TASKS."""
+    if not spec:
+        return {}
+    out = {}
+    for part in spec.split(","):
+        task, sep, value = part.partition("=")
+        if not sep or task not in TASKS:
+            raise SystemExit(f"--against: {part!r} must be TASK=POINTS with TASK one of {TASKS}")
+        try:
+            out[task] = float(value)
+        except ValueError:
+            raise SystemExit(f"--against: {value!r} for {task} is not a number") from None
+    return out
+
+
+def _average(drops: list[float]) -> str:
+    if not drops:
+        return ""
+    tail = "" if len(drops) == len(TASKS) else f" ({len(drops)} tasks)"
+    return f"{sum(drops) / len(drops):.2f}{tail}"
+
+
+def _mean(rows: list[dict]) -> dict:
+    """One row holding the mean value and drop of `rows` (one task, several seeds)."""
+    n = len(rows)
+    return {"value": sum(r["value"] for r in rows) / n, "drop": sum(r["drop"] for r in rows) / n}
+
+
+def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> list[str]:
+    """The markdown lines: one row per run name (its rate stripped), geometry and rate."""
+    runs = defaultdict(lambda: defaultdict(list))
     for r in rows:
+        if r["method"] == "dense":
+            continue
         # the run name without its rate: `heads_onecut_r5_x3` -> `heads_onecut_x3`
         name = re.sub(r"_r[0-9.]+(?=_x|$)", "", r["run"].split("/")[-1])
-        key = (name, r["geometry"], r["rate"])
-        table[key][r["task"]] = (r["value"], r["drop"], r)
-    print("| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |")
-    print("|---|---|---|" + "---|" * len(TASKS) + "---|")
+        if seeds:
+            name = re.sub(r"_seed[0-9]+", "", name) + " (seed mean)"
+        runs[(name, r["geometry"], r["rate"])][r["task"]].append(r)
+    runs = {key: {t: _mean(rs) for t, rs in by_task.items()} for key, by_task in runs.items()}
+    head = "| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |"
+    rule = "|---|---|---|" + "---|" * len(TASKS) + "---|"
+    if against:
+        head += " against " + ", ".join(f"{t} {v:g}" for t, v in against.items()) + " |"
+        rule += "---|"
+    lines = [head, rule]
     for (name, geometry, rate), by_task in sorted(
-        table.items(), key=lambda kv: (kv[0][2], kv[0][0])
+        runs.items(), key=lambda kv: (kv[0][2], kv[0][0])
     ):
+        present = [t for t in TASKS if t in by_task]
         cells = [
-            f"{100 * by_task[t][0]:.2f} ({100 * by_task[t][1]:+.2f})" if t in by_task else ""
+            f"{100 * by_task[t]['value']:.2f} ({100 * by_task[t]['drop']:+.2f})"
+            if t in by_task
+            else ""
             for t in TASKS
         ]
-        drops = [by_task[t][1] for t in TASKS if t in by_task]
-        avg = f"{100 * sum(drops) / len(drops):.2f}" + (
-            "" if len(drops) == 5 else f" ({len(drops)} tasks)"
-        )
-        print(f"| {name} | {geometry} | {rate:g} | " + " | ".join(cells) + f" | {avg} |")
+        line = f"| {name} | {geometry} | {rate:g} | " + " | ".join(cells)
+        line += f" | {_average([100 * by_task[t]['drop'] for t in present])} |"
+        if against:
+            drops = [against[t] - 100 * by_task[t]["value"] for t in present if t in against]
+            line += f" {_average(drops)} |"
+        lines.append(line)
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results", help="a results.csv written by python -m blockprune_pl.collect")
+    parser.add_argument("--against", help="TASK=POINTS,...: the dense starts to measure against")
+    parser.add_argument("--seeds", action="store_true", help="average the _seedN runs per task")
+    args = parser.parse_args(argv)
+    rows = read_rows(Path(args.results))
+    print("\n".join(table(rows, parse_against(args.against), args.seeds)))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

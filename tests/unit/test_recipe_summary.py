@@ -1,0 +1,60 @@
+"""The recipe study's summary (experiments/recipe_minilm/summarize.py) reads a collector table and
+gives each run's average drop against its own dense start and, with --against, against the
+dense starts named there."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from blockprune_pl.collect import COLUMNS, read_rows, write
+
+SUMMARY = Path(__file__).resolve().parents[2] / "experiments" / "recipe_minilm" / "summarize.py"
+
+
+def _summary():
+    spec = importlib.util.spec_from_file_location("recipe_summary", SUMMARY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(task, run, value, dense):
+    row = dict.fromkeys(COLUMNS)
+    row.update(model="minilm", task=task, geometry="neurons", rate=5.295, method="m",
+               metric="val/x", value=value, dense=dense, drop=dense - value, run=run)  # fmt: skip
+    return row
+
+
+def test_against_measures_each_final_metric_from_the_given_dense_starts(tmp_path):
+    rows = [
+        _row("cola", "cola/fisher_r5.295", 0.29, 0.31),
+        _row("rte", "rte/fisher_r5.295", 0.56, 0.56),
+    ]
+    write(rows, [], tmp_path)
+    summary = _summary()
+    lines = summary.table(read_rows(tmp_path / "results.csv"), {"cola": 30.0, "rte": 58.0})
+    fisher = next(line for line in lines if line.startswith("| fisher |"))
+    cells = [c.strip() for c in fisher.strip("|").split("|")]
+    assert cells[-2] == "1.00 (2 tasks)"  # own starts: cola 2, rte 0
+    assert cells[-1] == "1.50 (2 tasks)"  # the given starts: cola 30 - 29 = 1, rte 58 - 56 = 2
+
+
+def test_against_rejects_a_task_outside_the_study_naming_it():
+    with pytest.raises(SystemExit, match="qnli=80.*one of"):
+        _summary().parse_against("cola=30.9,qnli=80")
+
+
+def test_seeds_averages_the_runs_of_one_name_task_by_task(tmp_path):
+    rows = [
+        _row("cola", "cola/fisher_r5.295", 0.29, 0.31),
+        _row("cola", "cola/fisher_seed43_r5.295", 0.25, 0.31),
+        _row("rte", "rte/fisher_r5.295", 0.56, 0.56),
+    ]
+    write(rows, [], tmp_path)
+    lines = _summary().table(read_rows(tmp_path / "results.csv"), {}, seeds=True)
+    runs = [line for line in lines if line.startswith("| fisher")]
+    assert len(runs) == 1  # seed 43 folded into the seed-42 name
+    cells = [c.strip() for c in runs[0].strip("|").split("|")]
+    assert cells[3 + 3] == "27.00 (+4.00)"  # cola: mean of 29 and 25 against 31
+    assert cells[-1] == "2.00 (2 tasks)"  # cola 4, rte 0
