@@ -1,22 +1,12 @@
 """The recipe study's driver (experiments/recipe_minilm/run.py) builds the command lines it says
 it builds: an override given on its command line reaches every run and wins over the script's."""
 
-import importlib.util
-from pathlib import Path
-
-STUDY = Path(__file__).resolve().parents[2] / "experiments" / "recipe_minilm" / "run.py"
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("recipe_study", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import recipe_script
 
 
 def _jobs(extra):
     """The study's runs for CoLA at rate 5.295, parsed from a command line as a user gives it."""
-    study = _study()
+    study = recipe_script("run")
     argv = ["--glue", "GLUE", "--methods", "neurons_ratio_fisher", "--rates", "5.295"]
     args = study.parse_args([*argv, "--ablations", "none", "--only", "cola/", *extra])
     return {j["name"]: j["overrides"] for j in study.jobs(args)}

@@ -2,21 +2,10 @@
 gives each run's average drop against its own dense start and, with --against, against the
 dense starts named there."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from blockprune_pl.collect import COLUMNS, read_rows, write
-
-SUMMARY = Path(__file__).resolve().parents[2] / "experiments" / "recipe_minilm" / "summarize.py"
-
-
-def _summary():
-    spec = importlib.util.spec_from_file_location("recipe_summary", SUMMARY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import recipe_script
 
 
 def _row(task, run, value, dense):
@@ -32,7 +21,7 @@ def test_against_measures_each_final_metric_from_the_given_dense_starts(tmp_path
         _row("rte", "rte/fisher_r5.295", 0.56, 0.56),
     ]
     write(rows, [], tmp_path)
-    summary = _summary()
+    summary = recipe_script("summarize")
     lines = summary.table(read_rows(tmp_path / "results.csv"), {"cola": 30.0, "rte": 58.0})
     fisher = next(line for line in lines if line.startswith("| fisher |"))
     cells = [c.strip() for c in fisher.strip("|").split("|")]
@@ -42,7 +31,7 @@ def test_against_measures_each_final_metric_from_the_given_dense_starts(tmp_path
 
 def test_against_rejects_a_task_outside_the_study_naming_it():
     with pytest.raises(SystemExit, match="qnli=80.*one of"):
-        _summary().parse_against("cola=30.9,qnli=80")
+        recipe_script("summarize").parse_against("cola=30.9,qnli=80")
 
 
 def test_seeds_averages_the_runs_of_one_name_task_by_task(tmp_path):
@@ -52,7 +41,7 @@ def test_seeds_averages_the_runs_of_one_name_task_by_task(tmp_path):
         _row("rte", "rte/fisher_r5.295", 0.56, 0.56),
     ]
     write(rows, [], tmp_path)
-    lines = _summary().table(read_rows(tmp_path / "results.csv"), {}, seeds=True)
+    lines = recipe_script("summarize").table(read_rows(tmp_path / "results.csv"), {}, seeds=True)
     runs = [line for line in lines if line.startswith("| fisher")]
     assert len(runs) == 1  # seed 43 folded into the seed-42 name
     cells = [c.strip() for c in runs[0].strip("|").split("|")]
