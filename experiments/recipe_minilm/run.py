@@ -11,11 +11,13 @@ metrics.json exists) is never run again, so the script resumes. Past `--deadline
 runs still going are stopped and listed as not finished in `<out>/status.json`. Then:
 `python -m blockprune_pl.collect <out> --out experiments/recipe_minilm`.
 
-`name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`). Extra
-overrides go to every run and win over the script's own (`prune.phases.finetune=5`: five-epoch
-dense starts). With `ckpt_path=latest` a run stopped at the deadline resumes from its last
-checkpoint when the command is run again. Each study's exact command
-sits in its section of README.md beside this script. The next one: the default preset
+`name@3` in `--methods` runs that method with its phases times 3 (run names end `_x3`).
+`--dense-epochs 5` (or `sst2=2,cola=5`) sets the dense starts' fine-tune epochs and nothing else.
+Extra overrides go to every run, dense and pruned, and win over the script's own (so
+`prune.phases.finetune=5` there would also fine-tune each pruned run before its penalty phase).
+With `ckpt_path=latest` a run stopped at the deadline resumes from its last checkpoint when the
+command is run again. Stopping the script (SIGTERM, Ctrl-C) stops its runs too. Each study's
+exact command sits in its section of README.md beside this script. The next one: the default preset
 (attn_ratio 5.5) against heads_bsp with every matrix at the rate, on the five tasks, at the
 rate heads_bsp reaches at rate 5 (so the same kept weights) and at rate 2. Another seed, or the
 magnitude baseline (`prune.penalty=false`), goes in its own --out: run names do not hold them,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -168,7 +171,7 @@ def jobs(args) -> list[dict]:
                     f"model.name_or_path={args.model}",
                     *(["task.train_limit=64", "task.val_limit=64"] if args.smoke else []),
                     "prune=dense",
-                    f"prune.phases.finetune={DENSE_EPOCHS[task]}",
+                    f"prune.phases.finetune={args.dense_epochs[task]}",
                 ],
             )
         )
@@ -219,6 +222,31 @@ def jobs(args) -> list[dict]:
     if args.skip:
         out = [j for j in out if not any(s in j["name"] for s in args.skip.split(","))]
     return out
+
+
+def dense_epochs(spec: str | None) -> dict[str, float]:
+    """`5` -> every task's dense start 5 epochs; `sst2=2,cola=5` -> those two, the rest as usual."""
+
+    def positive(value: str) -> float | int:
+        number = float(value)
+        if not number > 0:
+            raise ValueError(f"{value!r}: the epochs must be above 0")
+        return int(number) if number.is_integer() else number
+
+    epochs = dict(DENSE_EPOCHS)
+    if not spec:
+        return epochs
+    try:
+        if "=" not in spec:
+            return {task: positive(spec) for task in TASKS}
+        for part in spec.split(","):
+            task, _, value = part.partition("=")
+            if task not in TASKS:
+                raise ValueError(f"task {task!r} is not in the study; choose from {list(TASKS)}")
+            epochs[task] = positive(value)
+    except ValueError as err:
+        raise ValueError(f"{spec!r}: {err} (e.g. 5 or sst2=2,cola=5)") from None
+    return epochs
 
 
 def method_and_scale(spec: str) -> tuple[str, float | None]:
@@ -272,6 +300,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=",".join(ABLATIONS),
         help=f"comma-separated, of {list(ABLATIONS)}; 'none' for none",
     )
+    parser.add_argument(
+        "--dense-epochs",
+        help=f"fine-tune epochs of the dense starts: N for all, or TASK=N,... ({DENSE_EPOCHS})",
+    )
     parser.add_argument("--smoke", action="store_true", help="64 rows per task: plumbing only")
     parser.add_argument("extra", nargs="*", help="more overrides for every run")
     args = parser.parse_args(argv)
@@ -279,6 +311,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.methods = [method_and_scale(spec) for spec in args.methods.split(",")]
     except ValueError as err:
         parser.error(f"--methods: {err}")
+    try:
+        args.dense_epochs = dense_epochs(args.dense_epochs)
+    except ValueError as err:
+        parser.error(f"--dense-epochs: {err}")
     unknown = sorted({method for method, _ in args.methods} - set(METHODS))
     if unknown:
         parser.error(f"--methods: {unknown} unknown; choose from {list(METHODS)}")
@@ -305,7 +341,12 @@ def main(argv=None) -> None:
             status[job["name"]] = f"skipped ({job['needs']} not run: add it to --only)"
     pending = [j for j in pending if j["name"] not in status]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
-    while (pending or running) and time.time() - began < args.deadline:
+    # a stopped driver stops its runs: a kill sent to the driver alone would otherwise leave them
+    # training, unwatched
+    stopped_by = []
+    on_stop = lambda signum, _: stopped_by.append(signal.Signals(signum).name)  # noqa: E731
+    previous = {sig: signal.signal(sig, on_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    while (pending or running) and time.time() - began < args.deadline and not stopped_by:
         for name, (proc, t0) in list(running.items()):
             if proc.poll() is not None:
                 status[name] = "done" if done(name) else f"failed (exit {proc.returncode})"
@@ -329,18 +370,23 @@ def main(argv=None) -> None:
             else:
                 reserved += 1
         time.sleep(1)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
     for proc, _ in running.values():
         proc.terminate()
+    why = f"the driver got {stopped_by[0]}" if stopped_by else "deadline"
     for name, (proc, _) in running.items():
         proc.wait()
-        # a run that ended between the last poll and the deadline wrote its metrics.json; one
+        # a run that ended between the last poll and the stop wrote its metrics.json; one
         # stopped mid-run writes none
-        status[name] = "done" if done(name) else "stopped at the deadline"
+        status[name] = "done" if done(name) else f"stopped ({why})"
     for job in pending:
-        status[job["name"]] = "not started (deadline)"
+        status[job["name"]] = f"not started ({why})"
     summary = {"wall_s": round(time.time() - began), "jobs": args.jobs, "status": status}
     (Path(args.out) / "status.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    if stopped_by:
+        sys.exit(128 + signal.Signals[stopped_by[0]])
 
 
 if __name__ == "__main__":
