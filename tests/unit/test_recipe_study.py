@@ -13,9 +13,14 @@ from tests.conftest import recipe_script
 
 def _jobs(extra):
     """The study's runs for CoLA at rate 5.295, parsed from a command line as a user gives it."""
+    return _all_jobs(["--only", "cola/", *extra])
+
+
+def _all_jobs(argv):
+    """The study's runs at rate 5.295 on every task, parsed from a command line."""
     study = recipe_script("run")
-    argv = ["--glue", "GLUE", "--methods", "neurons_ratio_fisher", "--rates", "5.295"]
-    args = study.parse_args([*argv, "--ablations", "none", "--only", "cola/", *extra])
+    base = ["--glue", "GLUE", "--methods", "neurons_ratio_fisher", "--rates", "5.295"]
+    args = study.parse_args([*base, "--ablations", "none", *argv])
     return {j["name"]: j["overrides"] for j in study.jobs(args)}
 
 
@@ -38,13 +43,6 @@ def test_without_extra_overrides_the_study_keeps_its_own_phases_and_seed():
     pruned = jobs["cola/neurons_ratio_fisher_r5.295"]
     assert _value(pruned, "prune.phases.retrain") == "2.0"  # its phase epochs times the scale
     assert _value(jobs["cola/dense"], "seed") == "42"
-
-
-def _all_jobs(argv):
-    study = recipe_script("run")
-    base = ["--glue", "GLUE", "--methods", "neurons_ratio_fisher", "--rates", "5.295"]
-    args = study.parse_args([*base, "--ablations", "none", *argv])
-    return {j["name"]: j["overrides"] for j in study.jobs(args)}
 
 
 def test_dense_epochs_lengthen_the_dense_starts_and_leave_the_pruned_runs_unfine_tuned():
