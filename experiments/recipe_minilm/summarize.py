@@ -9,7 +9,9 @@ Each drop is against the run's own dense start. `--against` adds a last column: 
 drop against other dense starts (the best reported for each task, in points), since the goals
 are judged against dense starts at least as good as the best reported. `--seeds` averages the
 runs whose names differ only by a `_seedN` part, task by task (each cell then holds the mean
-over the seeds that task has).
+over the seeds that task has). `--phases` splits each drop by where it happened: the first
+phase (its start to `before_prune`: the penalty phase, or the magnitude baseline's teacher-only
+phase), the cut (`before_prune` to `after_prune`) and the retrain phase (to the final metric).
 """
 
 import argparse
@@ -51,8 +53,9 @@ def _mean(rows: list[dict]) -> dict:
     return {"value": sum(r["value"] for r in rows) / n, "drop": sum(r["drop"] for r in rows) / n}
 
 
-def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> list[str]:
-    """The markdown lines: one row per run name (its rate stripped), geometry and rate."""
+def _groups(rows: list[dict], seeds: bool) -> dict:
+    """{(name, geometry, rate): {task: [rows]}}: the runs by name with the rate stripped and,
+    with `seeds`, the `_seedN` part too."""
     runs = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["method"] == "dense":
@@ -62,6 +65,12 @@ def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> l
         if seeds:
             name = re.sub(r"_seed[0-9]+", "", name) + " (seed mean)"
         runs[(name, r["geometry"], r["rate"])][r["task"]].append(r)
+    return runs
+
+
+def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> list[str]:
+    """The markdown lines: one row per run name (its rate stripped), geometry and rate."""
+    runs = _groups(rows, seeds)
     runs = {key: {t: _mean(rs) for t, rs in by_task.items()} for key, by_task in runs.items()}
     head = "| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |"
     rule = "|---|---|---|" + "---|" * len(TASKS) + "---|"
@@ -88,14 +97,57 @@ def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> l
     return lines
 
 
+PHASES = ("first phase", "cut", "retrain")
+
+
+def _phase_moves(r: dict) -> tuple[float, float, float] | None:
+    """Points gained in the first phase, at the cut and in the retrain phase (they sum to
+    minus the drop); None for a run without a report card."""
+    if r["before_prune"] is None or r["after_prune"] is None:
+        return None
+    before, after = r["before_prune"], r["after_prune"]
+    return tuple(100 * m for m in (before - r["dense"], after - before, r["value"] - after))
+
+
+def phase_table(rows: list[dict], seeds: bool = False) -> list[str]:
+    """The markdown lines: per run name and task, the mean points moved by each phase, and
+    each phase's mean over the tasks present."""
+    head = "| run | rate | " + " | ".join(TASKS) + " | " + " | ".join(PHASES) + " |"
+    lines = [head, "|---|---|" + "---|" * (len(TASKS) + len(PHASES))]
+    for (name, _, rate), by_task in sorted(
+        _groups(rows, seeds).items(), key=lambda kv: (kv[0][2], kv[0][0])
+    ):
+        per_task = {}
+        for t in TASKS:
+            moves = [m for m in map(_phase_moves, by_task.get(t, [])) if m is not None]
+            if moves:
+                per_task[t] = [sum(col) / len(moves) for col in zip(*moves)]
+        if not per_task:
+            continue
+        cells = [
+            " / ".join(f"{m:+.2f}" for m in per_task[t]) if t in per_task else "" for t in TASKS
+        ]
+        means = [sum(m[i] for m in per_task.values()) / len(per_task) for i in range(len(PHASES))]
+        tail = "" if len(per_task) == len(TASKS) else f" ({len(per_task)} tasks)"
+        moved = " | ".join(f"{m:+.2f}{tail}" for m in means)
+        lines.append(f"| {name} | {rate:g} | " + " | ".join(cells) + f" | {moved} |")
+    return lines
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("results", help="a results.csv written by python -m blockprune_pl.collect")
     parser.add_argument("--against", help="TASK=POINTS,...: the dense starts to measure against")
     parser.add_argument("--seeds", action="store_true", help="average the _seedN runs per task")
+    parser.add_argument(
+        "--phases", action="store_true", help="points moved per phase: first / cut / retrain"
+    )
     args = parser.parse_args(argv)
     rows = read_rows(Path(args.results))
-    print("\n".join(table(rows, parse_against(args.against), args.seeds)))
+    if args.phases:
+        print("\n".join(phase_table(rows, args.seeds)))
+    else:
+        print("\n".join(table(rows, parse_against(args.against), args.seeds)))
 
 
 if __name__ == "__main__":

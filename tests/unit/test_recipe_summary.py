@@ -47,3 +47,22 @@ def test_seeds_averages_the_runs_of_one_name_task_by_task(tmp_path):
     cells = [c.strip() for c in runs[0].strip("|").split("|")]
     assert cells[3 + 3] == "27.00 (+4.00)"  # cola: mean of 29 and 25 against 31
     assert cells[-1] == "2.00 (2 tasks)"  # cola 4, rte 0
+
+
+def test_phases_splits_each_drop_into_first_phase_cut_and_retrain(tmp_path):
+    rows = [
+        _row("cola", "cola/fisher_r2", 0.29, 0.31),
+        _row("cola", "cola/fisher_seed43_r2", 0.27, 0.31),
+        _row("rte", "rte/fisher_r2", 0.58, 0.60),
+    ]
+    # cola: 31 -> 28 in the penalty phase, free cut, +1 retrained; seed 43: 31 -> 26, -1, +2
+    rows[0].update(before_prune=0.28, after_prune=0.28)
+    rows[1].update(before_prune=0.26, after_prune=0.25)
+    rows[2].update(before_prune=0.60, after_prune=0.57)  # rte: 0, -3 at the cut, +1
+    write(rows, [], tmp_path)
+    lines = recipe_script("summarize").phase_table(read_rows(tmp_path / "results.csv"), seeds=True)
+    run = next(line for line in lines if line.startswith("| fisher"))
+    cells = [c.strip() for c in run.strip("|").split("|")]
+    assert cells[2 + 2] == "+0.00 / -3.00 / +1.00"  # rte
+    assert cells[2 + 3] == "-4.00 / -0.50 / +1.50"  # cola: the two seeds' means
+    assert cells[-3:] == ["-2.00 (2 tasks)", "-1.75 (2 tasks)", "+1.25 (2 tasks)"]
