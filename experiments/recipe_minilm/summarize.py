@@ -40,11 +40,12 @@ def parse_against(spec: str | None) -> dict[str, float]:
     return out
 
 
-def _average(drops: list[float]) -> str:
-    if not drops:
+def _average(values: list[float], fmt: str = ".2f") -> str:
+    """The mean over the tasks present, naming how many when not all five are."""
+    if not values:
         return ""
-    tail = "" if len(drops) == len(TASKS) else f" ({len(drops)} tasks)"
-    return f"{sum(drops) / len(drops):.2f}{tail}"
+    tail = "" if len(values) == len(TASKS) else f" ({len(values)} tasks)"
+    return f"{sum(values) / len(values):{fmt}}{tail}"
 
 
 def _mean(rows: list[dict]) -> dict:
@@ -53,9 +54,9 @@ def _mean(rows: list[dict]) -> dict:
     return {"value": sum(r["value"] for r in rows) / n, "drop": sum(r["drop"] for r in rows) / n}
 
 
-def _groups(rows: list[dict], seeds: bool) -> dict:
-    """{(name, geometry, rate): {task: [rows]}}: the runs by name with the rate stripped and,
-    with `seeds`, the `_seedN` part too."""
+def _groups(rows: list[dict], seeds: bool) -> list:
+    """[((name, geometry, rate), {task: [rows]})] by rate, then name: the runs by name with the
+    rate stripped and, with `seeds`, the `_seedN` part too."""
     runs = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["method"] == "dense":
@@ -65,22 +66,21 @@ def _groups(rows: list[dict], seeds: bool) -> dict:
         if seeds:
             name = re.sub(r"_seed[0-9]+", "", name) + " (seed mean)"
         runs[(name, r["geometry"], r["rate"])][r["task"]].append(r)
-    return runs
+    return sorted(runs.items(), key=lambda kv: (kv[0][2], kv[0][0]))
 
 
 def table(rows: list[dict], against: dict[str, float], seeds: bool = False) -> list[str]:
     """The markdown lines: one row per run name (its rate stripped), geometry and rate."""
-    runs = _groups(rows, seeds)
-    runs = {key: {t: _mean(rs) for t, rs in by_task.items()} for key, by_task in runs.items()}
+    runs = [
+        (key, {t: _mean(rs) for t, rs in by_task.items()}) for key, by_task in _groups(rows, seeds)
+    ]
     head = "| run | geometry | rate | " + " | ".join(TASKS) + " | average drop |"
     rule = "|---|---|---|" + "---|" * len(TASKS) + "---|"
     if against:
         head += " against " + ", ".join(f"{t} {v:g}" for t, v in against.items()) + " |"
         rule += "---|"
     lines = [head, rule]
-    for (name, geometry, rate), by_task in sorted(
-        runs.items(), key=lambda kv: (kv[0][2], kv[0][0])
-    ):
+    for (name, geometry, rate), by_task in runs:
         present = [t for t in TASKS if t in by_task]
         cells = [
             f"{100 * by_task[t]['value']:.2f} ({100 * by_task[t]['drop']:+.2f})"
@@ -114,9 +114,7 @@ def phase_table(rows: list[dict], seeds: bool = False) -> list[str]:
     each phase's mean over the tasks present."""
     head = "| run | rate | " + " | ".join(TASKS) + " | " + " | ".join(PHASES) + " |"
     lines = [head, "|---|---|" + "---|" * (len(TASKS) + len(PHASES))]
-    for (name, _, rate), by_task in sorted(
-        _groups(rows, seeds).items(), key=lambda kv: (kv[0][2], kv[0][0])
-    ):
+    for (name, _, rate), by_task in _groups(rows, seeds):
         per_task = {}
         for t in TASKS:
             moves = [m for m in map(_phase_moves, by_task.get(t, [])) if m is not None]
@@ -127,9 +125,7 @@ def phase_table(rows: list[dict], seeds: bool = False) -> list[str]:
         cells = [
             " / ".join(f"{m:+.2f}" for m in per_task[t]) if t in per_task else "" for t in TASKS
         ]
-        means = [sum(m[i] for m in per_task.values()) / len(per_task) for i in range(len(PHASES))]
-        tail = "" if len(per_task) == len(TASKS) else f" ({len(per_task)} tasks)"
-        moved = " | ".join(f"{m:+.2f}{tail}" for m in means)
+        moved = " | ".join(_average(list(phase), "+.2f") for phase in zip(*per_task.values()))
         lines.append(f"| {name} | {rate:g} | " + " | ".join(cells) + f" | {moved} |")
     return lines
 
