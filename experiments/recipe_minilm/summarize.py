@@ -139,6 +139,9 @@ def main(argv=None) -> None:
         "--phases", action="store_true", help="points moved per phase: first / cut / retrain"
     )
     args = parser.parse_args(argv)
+    if args.phases and args.against:
+        # the phases split the drop from each run's own start; another start has no phases
+        parser.error(f"--against {args.against!r} does not apply to --phases: drop one of them")
     rows = read_rows(Path(args.results))
     if args.phases:
         print("\n".join(phase_table(rows, args.seeds)))

@@ -66,3 +66,11 @@ def test_phases_splits_each_drop_into_first_phase_cut_and_retrain(tmp_path):
     assert cells[2 + 2] == "+0.00 / -3.00 / +1.00"  # rte
     assert cells[2 + 3] == "-4.00 / -0.50 / +1.50"  # cola: the two seeds' means
     assert cells[-3:] == ["-2.00 (2 tasks)", "-1.75 (2 tasks)", "+1.25 (2 tasks)"]
+
+
+def test_phases_rejects_against_naming_it(tmp_path, capsys):
+    write([_row("cola", "cola/fisher_r2", 0.29, 0.31)], [], tmp_path)
+    main = recipe_script("summarize").main
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "results.csv"), "--phases", "--against", "cola=30.9"])
+    assert "--against 'cola=30.9' does not apply to --phases" in capsys.readouterr().err
